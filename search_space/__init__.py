@@ -1,0 +1,37 @@
+"""MoViNet search space: the `ArchSpec` description, presets, sampling, analytic costs, builder.
+
+Importing this package does not import TensorFlow; `build_model` loads it on first use.
+"""
+
+from .cost import BlockCost, Cost, estimate_cost
+from .plan import LayerPlan, Plan, walk
+from .presets import PRESETS, movinet, preset_from_name
+from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
+
+__all__ = [
+    "ArchSpec",
+    "Block",
+    "BlockCost",
+    "Cost",
+    "Head",
+    "LayerPlan",
+    "PRESETS",
+    "Plan",
+    "SpecError",
+    "Stage",
+    "Stem",
+    "build_model",
+    "estimate_cost",
+    "make_divisible",
+    "movinet",
+    "preset_from_name",
+    "walk",
+]
+
+
+def __getattr__(name):  # lazy: keep `import search_space` free of TensorFlow
+    if name == "build_model":
+        from .builder import build_model
+
+        return build_model
+    raise AttributeError(f"module 'search_space' has no attribute {name!r}")
