@@ -1,0 +1,46 @@
+"""The `movinas` command line. Each subcommand lives in `nas/commands/<name>.py` and exposes
+`register(subparsers)`; command modules import TensorFlow only inside their run function so that
+`movinas --help` and `movinas cost` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from search_space.spec import SpecError
+
+from .commands import ALL
+from .errors import UsageError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movinas",
+        description="Neural architecture search for MoViNet-class video networks.",
+        epilog="Run `movinas COMMAND --help` for the options of each command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in ALL:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, SpecError, FileNotFoundError) as exc:
+        print(f"movinas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"movinas {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
