@@ -6,10 +6,12 @@ Importing this package does not import TensorFlow; `build_model` loads it on fir
 from .cost import BlockCost, Cost, estimate_cost
 from .plan import LayerPlan, Plan, walk
 from .presets import PRESETS, movinet, preset_from_name
+from .space import BUILTIN_SPACES, SearchSpace
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
 
 __all__ = [
     "ArchSpec",
+    "BUILTIN_SPACES",
     "Block",
     "BlockCost",
     "Cost",
@@ -17,6 +19,7 @@ __all__ = [
     "LayerPlan",
     "PRESETS",
     "Plan",
+    "SearchSpace",
     "SpecError",
     "Stage",
     "Stem",

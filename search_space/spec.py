@@ -8,7 +8,7 @@ validates and names the path of a bad field (``stages[2].blocks[1].kernel``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
