@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (UsageError, SpecError, FileNotFoundError) as exc:
-        print(f"movinas {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())  # one line, even for multi-line YAML errors
+        print(f"movinas {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `movinas ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"movinas {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .plan import LayerPlan, Plan, walk
+from .plan import Plan, walk
 from .spec import ArchSpec
 
 BYTES = 4  # float32
@@ -58,58 +58,81 @@ class Cost(NamedTuple):
         return d
 
 
-def _layer(spec: ArchSpec, lp: LayerPlan) -> tuple[int, int, int, int, int, int, int]:
-    """(params, macs, elementwise, peak elements, state floats, state counters, state tensors)."""
-    c_in, c_out, e = lp.c_in, lp.c_out, lp.expand
-    kt, kh, kw = lp.kernel
-    ti, hi, wi = lp.in_shape
-    to, ho, wo = lp.out_shape
-    p_in = ti * hi * wi
-    p_out = to * ho * wo
+def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, int, int, int, int, int]:
+    """Sum over the inverted-bottleneck layers of `plan`: (params, macs, elementwise, peak elements,
+    state floats, state counters, state tensors); append one `BlockCost` per layer to `parts`.
+
+    The hot loop of screening: spec-wide switches are hoisted and each layer is one pass of plain
+    integer arithmetic.
+    """
     split = spec.conv_type != "3d"
-
-    params = c_in * e + 4 * e + e * c_out + 4 * c_out + 1
-    macs = p_in * c_in * e + p_out * e * c_out
-    if split:
-        params += kh * kw * e + 4 * e
-        macs += p_out * kh * kw * e
-        if kt > 1:
-            params += kt * e + 4 * e
-            macs += p_out * kt * e
-    else:
-        params += kt * kh * kw * e + 4 * e
-        macs += p_out * kt * kh * kw * e
-    ew = p_in * e + p_out * e * (2 if split and kt > 1 else 1) + 2 * p_out * c_out
-    if lp.se_in:
-        h = lp.se_hidden
-        params += lp.se_in * h + h + h * e + e
-        n_vec = 1 if spec.se_type == "3d" and not spec.causal else to
-        macs += n_vec * (lp.se_in * h + h * e)
-        ew += 2 * p_out * e + n_vec * (h + e)
-        if spec.positional_encoding:
-            params += 1
-    skip = 0
-    if lp.skip_conv:
-        params += c_in * c_out + 4 * c_out
-        macs += p_out * c_in * c_out
-        skip = p_out * c_out
-        if lp.strides != (1, 1, 1):
-            ew += p_out * c_in * 9
-    x, e1, e2, o = p_in * c_in, p_in * e, p_out * e, p_out * c_out
-    peak = x + max(e1 + e2, 2 * e2, e2 + o, o + skip)
-
-    floats = counters = tensors = 0
-    if spec.causal:
-        if kt > 1:
-            floats += (kt - 1) * (ho * wo if split else hi * wi) * e
-            tensors += 1
-        if spec.se_type in ("3d", "2plus3d"):
-            floats += e
-            counters += 1
-            tensors += 2
-        if spec.positional_encoding:
-            counters += 1
-            tensors += 1
+    one_vec = spec.se_type == "3d" and not spec.causal  # one pooled SE vector per clip, else per frame
+    cum_pool = spec.causal and spec.se_type in ("3d", "2plus3d")  # cumulative SE pool carries state
+    pos = 1 if spec.positional_encoding else 0
+    causal = spec.causal
+    params = macs = ew = peak = floats = counters = tensors = 0
+    for (_, si, bi, c_in, c_out, e, kernel, strides, in_shape, out_shape, skip_conv, se_in, h, _) in plan.layers:
+        kt, kh, kw = kernel
+        ti, hi, wi = in_shape
+        to, ho, wo = out_shape
+        p_in = ti * hi * wi
+        p_out = to * ho * wo
+        e1 = p_in * e  # elements of the expansion output
+        e2 = p_out * e  # elements of the depthwise output
+        o = p_out * c_out
+        # expansion conv + BN, depthwise BN, projection conv + BN, ReZero scale; activations
+        lpar = e * (c_in + c_out + 8) + 4 * c_out + 1
+        lmac = e1 * c_in + e2 * c_out
+        lew = e1 + e2 + 2 * o
+        if split:  # spatial 1×kh×kw, then temporal kt×1×1 with its own BN and activation
+            lpar += kh * kw * e
+            lmac += e2 * kh * kw
+            if kt > 1:
+                lpar += (kt + 4) * e
+                lmac += e2 * kt
+                lew += e2
+        else:
+            kvol = kt * kh * kw
+            lpar += kvol * e
+            lmac += e2 * kvol
+        if se_in:  # two 1×1×1 convs with bias on pooled vectors; pooling and gating are element-wise
+            lpar += h * (se_in + e + 1) + e + pos
+            n_vec = 1 if one_vec else to
+            lmac += n_vec * h * (se_in + e)
+            lew += 2 * e2 + n_vec * (h + e)
+        if skip_conv:
+            lpar += (c_in + 4) * c_out
+            lmac += p_out * c_in * c_out
+            if strides != (1, 1, 1):
+                lew += p_out * c_in * 9  # 1×3×3 average pool
+            # live: block input, then projection output + skip output
+            lpk = p_in * c_in + (e1 + e2 if e1 + e2 > 2 * o else 2 * o)
+        else:
+            lpk = p_in * c_in + (e1 + e2 if e1 > o else e2 + o)
+        params += lpar
+        macs += lmac
+        ew += lew
+        if lpk > peak:
+            peak = lpk
+        lfl = lco = 0
+        if causal:
+            lte = 0
+            if kt > 1:
+                lfl = (kt - 1) * (ho * wo if split else hi * wi) * e
+                lte = 1
+            if cum_pool:
+                lfl += e
+                lco = 1
+                lte += 2
+            if pos:
+                lco += 1
+                lte += 1
+            floats += lfl
+            counters += lco
+            tensors += lte
+        if parts is not None:
+            parts.append(BlockCost(f"s{si}.b{bi}", lpar, lmac, lew, lpk * BYTES, (lfl + lco) * BYTES,
+                                   (to, ho, wo, c_out)))
     return params, macs, ew, peak, floats, counters, tensors
 
 
@@ -136,20 +159,11 @@ def estimate_cost(
     parts = []
     if breakdown:
         parts.append(BlockCost("stem", params, macs, ew, peak * BYTES, 0, (*plan.stem_out, f)))
-    floats = counters = tensors = 0
-    for lp in plan.layers:
-        lpar, lmac, lew, lpk, lfl, lco, lte = _layer(spec, lp)
-        params += lpar
-        macs += lmac
-        ew += lew
-        if lpk > peak:
-            peak = lpk
-        floats += lfl
-        counters += lco
-        tensors += lte
-        if breakdown:
-            parts.append(BlockCost(f"s{lp.stage}.b{lp.block}", lpar, lmac, lew, lpk * BYTES,
-                                   (lfl + lco) * BYTES, (*lp.out_shape, lp.c_out)))
+    lpar, lmac, lew, lpk, floats, counters, tensors = _layers(spec, plan, parts if breakdown else None)
+    params += lpar
+    macs += lmac
+    ew += lew
+    peak = max(peak, lpk)
     c = spec.stages[-1].filters
     hp = spec.head.filters
     th, hh, wh = plan.head_in

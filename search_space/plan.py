@@ -58,31 +58,42 @@ def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = Non
     h = w = resolution or spec.resolution
     stem_in = (t, h, w)
     st, sh, sw = spec.stem.strides
-    shape = (out_size(t, st), out_size(h, sh), out_size(w, sw))
+    shape = (-(-t // st), -(-h // sh), -(-w // sw))
     stem_out = shape
     c = spec.stem.filters
     n = spec.num_layers
     rate = spec.stochastic_depth
-    m = 2 if spec.se_type == "2plus3d" else 1
     has_se = spec.se_type != "none"
-    ratio = spec.se_ratio
+    m = 2 if spec.se_type == "2plus3d" else 1
+    ratio = spec.se_ratio * m
+    new = tuple.__new__  # the hot loop of the cost model: skip NamedTuple's keyword binding
     layers = []
+    add = layers.append
     i = 0
     for si, stage in enumerate(spec.stages):
         c_out = stage.filters
         for bi, block in enumerate(stage.blocks):
             s = block.strides
-            out = shape if s == (1, 1, 1) else (
-                out_size(shape[0], s[0]), out_size(shape[1], s[1]), out_size(shape[2], s[2]))
+            if s == (1, 1, 1):
+                out = shape
+                skip = c != c_out
+            else:
+                out = (-(-shape[0] // s[0]), -(-shape[1] // s[1]), -(-shape[2] // s[2]))
+                skip = True
             e = block.expand
+            if has_se:  # make_divisible(ratio · e, 8), inlined
+                v = ratio * e
+                hid = int(v + 4) // 8 * 8
+                if hid < 8:
+                    hid = 8
+                if hid < 0.9 * v:
+                    hid += 8
+                se_in = m * e
+            else:
+                se_in = hid = 0
             i += 1
-            layers.append(LayerPlan(
-                i - 1, si, bi, c, c_out, e, block.kernel, s, shape, out,
-                c != c_out or s != (1, 1, 1),
-                m * e if has_se else 0,
-                make_divisible(ratio * e * m, 8) if has_se else 0,
-                rate * i / n,
-            ))
+            add(new(LayerPlan, (
+                i - 1, si, bi, c, c_out, e, block.kernel, s, shape, out, skip, se_in, hid, rate * i / n)))
             shape = out
             c = c_out
     return Plan(stem_in, stem_out, tuple(layers), shape)

@@ -1,0 +1,242 @@
+"""`movinas screen [SPACE]`: sample thousands of architectures, cost each, print the spread of their
+costs and where the MoViNet presets fall in it. No training, no TensorFlow: the analytic cost model
+only, the first filter before any search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from search_space import PRESETS, estimate_cost, movinet
+
+from ..errors import UsageError
+from .cost import positive
+
+BUILTIN_SPACES = ("paper", "small")
+PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
+# (Cost field, label, scale): the spread table's rows
+METRICS = (
+    ("params", "params (M)", 1e-6),
+    ("macs", "GMACs", 1e-9),
+    ("activation_bytes", "peak activation MB", 1e-6),
+    ("state_bytes", "stream state MB", 1e-6),
+)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "screen",
+        help="sample many architectures of a search space, cost them, show the spread and the presets' place",
+        description=(
+            "Draw architectures from a search space with a seeded RNG, cost each with the analytic model "
+            "(params, MACs, peak activation memory, stream state; no TensorFlow), and print the spread "
+            "of those costs, the rate achieved, and where MoViNet A0-A5 fall within the sample."
+        ),
+        epilog="examples: movinas screen | movinas screen small --samples 20000 | movinas screen my_space.yaml --json",
+    )
+    p.add_argument("space", nargs="?", default="paper", metavar="SPACE",
+                   help=f"a built-in space ({', '.join(BUILTIN_SPACES)}; default: paper) or a search-space YAML")
+    p.add_argument("--samples", type=int, default=5000, help="architectures to draw (default: 5000)")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed; the same seed draws the same sample (default: 0)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="cost every sample at this many frames instead of its sampled frame count")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="cost every sample at this resolution instead of its sampled one")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class PresetPlace:
+    """Where one preset falls in a screening: percentile ranks (0-100) within the sample."""
+
+    name: str
+    params: int
+    params_pct: float
+    frames: int  # the preset's paper input
+    resolution: int
+    macs: int  # at the paper input
+    macs_pct_paper_input: float  # preset at its paper input vs samples at their own inputs
+    macs_pct_same_input: float  # preset recosted at each sample's input, compared one to one
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The costs of a sample of a search space, and where the presets fall among them."""
+
+    space: str
+    size: int  # distinct architectures in the space
+    seed: int
+    seconds: float  # sampling and costing
+    cost_seconds: float  # `estimate_cost` alone
+    values: dict  # Cost field or "frames" / "resolution" -> numpy array, one entry per sample
+    presets: tuple[PresetPlace, ...]
+
+    @property
+    def samples(self) -> int:
+        return len(self.values["params"])
+
+
+def load_space(name: str):
+    """A built-in search space by name, or one from a YAML file."""
+    from search_space import SearchSpace, SpecError
+
+    path = Path(name)
+    if name not in BUILTIN_SPACES:
+        if path.suffix.lower() in (".yaml", ".yml") or "/" in name:
+            if not path.is_file():
+                raise UsageError(f"{name}: no such file")
+        elif not path.is_file():
+            raise UsageError(f"SPACE {name!r}: not a built-in space ({', '.join(BUILTIN_SPACES)}) nor a YAML file")
+    try:
+        return SearchSpace.from_yaml(name if name in BUILTIN_SPACES else path)
+    except SpecError as exc:  # YAML parser messages span lines; the CLI prints one
+        raise UsageError(" ".join(str(exc).split())) from None
+
+
+def percentile_rank(sorted_values, x) -> float:
+    """Share of the sample below `x`, ties counted half, in percent."""
+    import numpy as np
+
+    lo = np.searchsorted(sorted_values, x, side="left")
+    hi = np.searchsorted(sorted_values, x, side="right")
+    return float(100.0 * (lo + hi) / 2 / len(sorted_values))
+
+
+def screen(space, name: str, samples: int, seed: int = 0, frames: int | None = None,
+           resolution: int | None = None, progress: bool = True) -> Screening:
+    """Draw `samples` specs from `space` with `numpy.random.default_rng(seed)` and cost each."""
+    import numpy as np
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    cost_seconds = 0.0
+    clock = time.perf_counter
+    start = clock()
+    for _ in tqdm(range(samples), desc=f"screening {name}", unit="spec", file=sys.stderr,
+                  disable=not progress, mininterval=0.25, leave=False):
+        spec = space.sample(rng)
+        t, r = frames or spec.frames, resolution or spec.resolution
+        t0 = clock()
+        c = estimate_cost(spec, t, r)
+        cost_seconds += clock() - t0
+        rows.append((c.params, c.macs, c.activation_bytes, c.state_bytes, t, r))
+    seconds = clock() - start
+    table = np.array(rows, dtype=np.int64).reshape(-1, 6)
+    names = [m[0] for m in METRICS] + ["frames", "resolution"]
+    values = {k: table[:, i] for i, k in enumerate(names)}
+    return Screening(name, int(space.size()), seed, seconds, cost_seconds, values, place_presets(values))
+
+
+def place_presets(values: dict) -> tuple[PresetPlace, ...]:
+    """Percentile ranks of A0-A5 (base) within a sample's params and MACs."""
+    import numpy as np
+
+    params = np.sort(values["params"])
+    macs = values["macs"]
+    macs_sorted = np.sort(macs)
+    inputs = np.stack([values["frames"], values["resolution"]], axis=1)
+    uniq, inverse = np.unique(inputs, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    places = []
+    for key in PRESETS:
+        spec = movinet(key)
+        paper = estimate_cost(spec)
+        # the preset's MACs at each distinct sampled input, then compared sample by sample
+        at = np.array([estimate_cost(spec, int(t), int(r)).macs for t, r in uniq], dtype=np.int64)[inverse]
+        same = float(100.0 * (np.mean(macs < at) + 0.5 * np.mean(macs == at)))
+        places.append(PresetPlace(spec.name, paper.params, percentile_rank(params, paper.params), spec.frames,
+                                  spec.resolution, paper.macs, percentile_rank(macs_sorted, paper.macs), same))
+    return tuple(places)
+
+
+def spread(s: Screening) -> dict:
+    """Per metric, the values at `PERCENTILES` (raw units)."""
+    import numpy as np
+
+    varied = [k for k in ("frames", "resolution") if s.values[k].min() != s.values[k].max()]
+    keys = [m[0] for m in METRICS] + varied
+    return {k: dict(zip(_pct_names(), np.percentile(s.values[k], PERCENTILES).tolist())) for k in keys}
+
+
+def _pct_names() -> list[str]:
+    return ["min" if p == 0 else "max" if p == 100 else "median" if p == 50 else f"p{p}" for p in PERCENTILES]
+
+
+def format_report(s: Screening) -> str:
+    """The human report: spread table, rate, presets' percentile ranks with how they were computed."""
+    sp = spread(s)
+    labels = {m[0]: (m[1], m[2]) for m in METRICS}
+    labels.update(frames=("input frames", 1), resolution=("input resolution", 1))
+    head = ["", "min", "5%", "25%", "median", "75%", "95%", "max"]
+    rows = [head]
+    for key, pts in sp.items():
+        label, scale = labels[key]
+        digits = 0 if scale == 1 else 2
+        rows.append([label, *(f"{v * scale:,.{digits}f}" for v in pts.values())])
+    out = [
+        f"screened {s.samples:,} architectures of the {s.space!r} space "
+        f"({_size_text(s.size)} distinct), seed {s.seed}",
+        _table(rows),
+        "",
+        f"rate: {s.samples / s.seconds:,.0f} specs/s sampled and costed "
+        f"({s.samples / max(s.cost_seconds, 1e-9):,.0f} specs/s for estimate_cost alone, one core)",
+    ]
+    if not s.values["state_bytes"].any():
+        out.append("stream state is 0: the sampled specs are not causal (cost a causal spec for its buffers)")
+    out += ["", "where the presets fall (percentile = share of the sample below the preset):", ""]
+    rows = [["preset", "params", "pct", "paper input", "GMACs", "pct", "GMACs pct at same input"]]
+    for p in s.presets:
+        rows.append([p.name, f"{p.params / 1e6:.2f} M", f"{p.params_pct:.0f}", f"{p.frames}×{p.resolution}²",
+                     f"{p.macs / 1e9:.2f}", f"{p.macs_pct_paper_input:.0f}", f"{p.macs_pct_same_input:.0f}"])
+    out += [
+        _table(rows),
+        "",
+        "Params do not depend on the input. The GMACs 'pct' sets each preset at its paper input against",
+        "the samples at their own sampled inputs; 'pct at same input' recosts the preset at each sample's",
+        "input and counts the samples below it, so it compares the architectures alone.",
+    ]
+    return "\n".join(out)
+
+
+def _size_text(n: int) -> str:
+    return f"{n:,}" if n < 10**9 else f"{n:.2e}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def to_json(s: Screening) -> dict:
+    return {
+        "space": s.space,
+        "size": s.size,
+        "samples": s.samples,
+        "seed": s.seed,
+        "seconds": s.seconds,
+        "specs_per_second": s.samples / s.seconds,
+        "cost_specs_per_second": s.samples / max(s.cost_seconds, 1e-9),
+        "spread": spread(s),
+        "presets": [dataclasses.asdict(p) for p in s.presets],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    positive("--samples", args.samples)
+    positive("--frames", args.frames)
+    positive("--resolution", args.resolution)
+    space = load_space(args.space)
+    s = screen(space, args.space, args.samples, args.seed, args.frames, args.resolution)
+    print(json.dumps(to_json(s), indent=2) if args.json else format_report(s))
+    return 0
