@@ -30,7 +30,7 @@ BYTES = 4  # float32
 
 
 class BlockCost(NamedTuple):
-    """Cost of one part of the network (`stem`, `s2.b1`, `head`, `classifier`)."""
+    """Cost of one part of the network (`stem`, `s2.b1` = stage 2 block 1 counted from 1 as the search parameters are, `head`, `classifier`)."""
 
     name: str
     params: int
@@ -131,7 +131,7 @@ def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, i
             counters += lco
             tensors += lte
         if parts is not None:
-            parts.append(BlockCost(f"s{si}.b{bi}", lpar, lmac, lew, lpk * BYTES, (lfl + lco) * BYTES,
+            parts.append(BlockCost(f"s{si + 1}.b{bi + 1}", lpar, lmac, lew, lpk * BYTES, (lfl + lco) * BYTES,
                                    (to, ho, wo, c_out)))
     return params, macs, ew, peak, floats, counters, tensors
 

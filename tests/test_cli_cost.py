@@ -71,12 +71,12 @@ def test_table_lists_every_block_and_the_totals(capsys):
     code, out, _ = run_cli(capsys, "cost", "a0")
     assert code == 0
     names = ["stem", "head", "classifier"] + [
-        f"s{i}.b{j}" for i, stage in enumerate(movinet("a0").stages) for j in range(len(stage.blocks))]
+        f"s{i}.b{j}" for i, stage in enumerate(movinet("a0").stages, 1) for j in range(1, len(stage.blocks) + 1)]
     rows = {line.split()[0] for line in out.splitlines() if line.strip()}
     assert set(names) <= rows
     assert "3,126,071" in out
     assert "2.631 G" in out  # MACs
-    assert "50×43×43×8" in out  # output shape of s0.b0
+    assert "50×43×43×8" in out  # output shape of s1.b1
     for label in ("params", "MACs", "FLOPs", "peak activations", "stream state", "element-wise"):
         assert label in out
 

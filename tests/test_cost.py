@@ -51,7 +51,7 @@ def test_breakdown_sums_to_totals(name, stream):
     spec = movinet(name, stream=stream)
     cost = estimate_cost(spec, frames=16, resolution=96, num_classes=10, breakdown=True)
     blocks = cost.blocks
-    assert [b.name for b in blocks][:2] == ["stem", "s0.b0"] and [b.name for b in blocks][-2:] == [
+    assert [b.name for b in blocks][:2] == ["stem", "s1.b1"] and [b.name for b in blocks][-2:] == [
         "head", "classifier"]
     assert len(blocks) == spec.num_layers + 3
     assert sum(b.params for b in blocks) == cost.params
@@ -72,8 +72,8 @@ def test_block_output_shapes_follow_the_strides():
     cost = estimate_cost(movinet("a0"), frames=50, resolution=172, breakdown=True)
     shapes = {b.name: b.out_shape for b in cost.blocks}
     assert shapes["stem"] == (50, 86, 86, 8)
-    assert shapes["s0.b0"] == (50, 43, 43, 8)
-    assert shapes["s4.b3"] == (50, 6, 6, 104)
+    assert shapes["s1.b1"] == (50, 43, 43, 8)
+    assert shapes["s5.b4"] == (50, 6, 6, 104)
     assert shapes["classifier"] == (1, 1, 1, 600)
 
 
