@@ -1,0 +1,24 @@
+"""Video datasets for proxy training: the built-in synthetic motion dataset and folders of real
+videos, both returned as a `VideoDataset` of numpy arrays. Importing this package does not import
+TensorFlow (nor OpenCV, until a video is read or written)."""
+
+from .clips import Clips, DatasetWarning, VideoDataset
+from .config import DATASET_KINDS, load_dataset
+from .folder import video_folder
+from .motion import SYNTHETIC_CLASSES, synthetic
+from .video_io import VIDEO_EXTENSIONS, iter_frames, read_video, write_video
+
+__all__ = [
+    "Clips",
+    "DATASET_KINDS",
+    "DatasetWarning",
+    "SYNTHETIC_CLASSES",
+    "VIDEO_EXTENSIONS",
+    "VideoDataset",
+    "iter_frames",
+    "load_dataset",
+    "read_video",
+    "synthetic",
+    "video_folder",
+    "write_video",
+]
