@@ -1,0 +1,340 @@
+"""Export a built architecture: spec YAML, `.keras`, TF SavedModel, TFLite, base and stream.
+
+`export_model(spec, model_or_weights, out_dir)` writes one folder that `movinas predict` (and
+`evaluation.predict.load_for_inference`) reads back through its `export.json` manifest:
+
+| file | what |
+|---|---|
+| `spec.yaml` | the `ArchSpec` (format `"yaml"`) |
+| `labels.txt` | one class name a line, when labels are given |
+| `model.keras` | the base model, any batch, frames and size (format `"keras"`) |
+| `model.weights.h5` | the base model's weights alone (format `"weights"`, not written by default) |
+| `saved_model/` | TF SavedModel, signature `serving_default`: `{"image": float32[batch, frames, height, width, 3]}` in [0, 1] → `{"logits": float32[batch, classes]}`, every input dimension dynamic (the TF-Hub MoViNet convention) |
+| `model.tflite` | TFLite base model, static input `[1, frames, resolution, resolution, 3]` (TFLite wants static spatial sizes; the manifest names them) |
+| `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[1, t, resolution, resolution, 3]` (any t) and every state, outputs `logits` and the new states |
+| `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1; states are explicit inputs and outputs of the same names |
+| `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes |
+
+The stream model carries the base model's weights (they are the same variables in the same order);
+feeding a clip frame by frame through it gives the causal base model's logits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_space.spec import ArchSpec
+
+FORMATS = ("yaml", "keras", "savedmodel", "tflite")
+"""Formats written by default."""
+ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", "tflite")
+MANIFEST = "export.json"
+MANIFEST_VERSION = 1
+FILES = {
+    "yaml": "spec.yaml",
+    "labels": "labels.txt",
+    "keras": "model.keras",
+    "weights": "model.weights.h5",
+    "savedmodel": "saved_model",
+    "tflite": "model.tflite",
+    "stream_keras": "stream.keras",
+    "stream_savedmodel": "stream_saved_model",
+    "stream_tflite": "stream.tflite",
+}
+
+
+def export_model(
+    spec: ArchSpec,
+    model_or_weights: Any,
+    out_dir: str | Path,
+    formats: Sequence[str] = FORMATS,
+    *,
+    stream: bool = False,
+    labels: Sequence[str] | None = None,
+    num_classes: int | None = None,
+    resolution: int | None = None,
+    frames: int | None = None,
+) -> dict[str, Path]:
+    """Write `spec` with the given weights to `out_dir` in `formats`; returns {artifact: path}.
+
+    `model_or_weights` is a Keras model built from `spec` (at any input size), the list its
+    `get_weights()` returns, or the path of a `.weights.h5` file. `num_classes` defaults to the
+    model's output width, else the number of labels, else 600. `resolution` and `frames` (spec
+    defaults) fix the TFLite input size and are recorded in the manifest as the model's input.
+    `stream=True` (causal specs only) adds the stream model in the same formats.
+    Artifact keys: the format names, `stream_<format>` for stream artifacts, `labels`, `manifest`.
+    """
+    formats = tuple(formats)
+    bad = [f for f in formats if f not in ALL_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats: {bad or 'empty'} not allowed; choose from {', '.join(ALL_FORMATS)}")
+    if stream and not spec.causal:
+        raise ValueError(f"stream=True needs a causal spec; spec {spec.name!r} has causal: false")
+    resolution = _positive("resolution", resolution or spec.resolution)
+    frames = _positive("frames", frames or spec.frames)
+    num_classes = _num_classes(model_or_weights, labels, num_classes)
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if len(labels) != num_classes:
+            raise ValueError(f"labels: {len(labels)} given, but the model has {num_classes} classes")
+        if any(not label.strip() or "\n" in label for label in labels):
+            raise ValueError("labels: every label must be one non-empty line")
+
+    from search_space.builder import build_model
+
+    with float32_policy():
+        base = build_model(spec, num_classes)
+    _set_weights(base, model_or_weights)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    manifest: dict[str, Any] = {
+        "version": MANIFEST_VERSION,
+        "name": spec.name,
+        "num_classes": num_classes,
+        "frames": frames,
+        "resolution": resolution,
+        "causal": spec.causal,
+        "stream": stream,
+        "files": {},
+    }
+
+    def put(key: str, path: Path) -> None:
+        paths[key] = path
+        manifest["files"][key] = path.name
+
+    if "yaml" in formats:
+        put("yaml", _write_text(out / FILES["yaml"], spec.to_yaml()))
+    if labels is not None:
+        put("labels", _write_text(out / FILES["labels"], "\n".join(labels) + "\n"))
+    if "keras" in formats:
+        base.save(out / FILES["keras"])
+        put("keras", out / FILES["keras"])
+    if "weights" in formats:
+        base.save_weights(out / FILES["weights"])
+        put("weights", out / FILES["weights"])
+    image_any = _image_spec(None, None, None)
+    if "savedmodel" in formats:
+        put("savedmodel", save_signature(base, {"image": image_any}, out / FILES["savedmodel"]))
+    if "tflite" in formats:
+        put("tflite", save_tflite(base, {"image": _image_spec(1, frames, resolution)}, out / FILES["tflite"]))
+        manifest["tflite_image_shape"] = [1, frames, resolution, resolution, 3]
+
+    if stream:
+        with float32_policy():
+            smodel = build_model(spec, num_classes, mode="stream", resolution=resolution, batch_size=1)
+        smodel.set_weights(base.get_weights())
+        states = state_specs(smodel)
+        manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
+        if "keras" in formats:
+            smodel.save(out / FILES["stream_keras"])
+            put("stream_keras", out / FILES["stream_keras"])
+        if "savedmodel" in formats:
+            inputs = {"image": _image_spec(1, None, resolution), **states}
+            put("stream_savedmodel", save_signature(smodel, inputs, out / FILES["stream_savedmodel"]))
+        if "tflite" in formats:
+            inputs = {"image": _image_spec(1, 1, resolution), **states}
+            put("stream_tflite", save_tflite(smodel, inputs, out / FILES["stream_tflite"]))
+            manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
+
+    paths["manifest"] = _write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return paths
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Build under the float32 dtype policy whatever the global one (a mixed-precision session may
+    have set another): exported and served models compute in float32."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def read_manifest(export_dir: str | Path) -> dict[str, Any]:
+    """The `export.json` of a folder written by `export_model` (ValueError if unreadable)."""
+    path = Path(export_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable export manifest ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+        raise ValueError(f"{path}: manifest version {data.get('version') if isinstance(data, dict) else None!r}, "
+                         f"this movinas reads version {MANIFEST_VERSION}")
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# the formats
+
+
+def save_signature(model, inputs: dict, path: str | Path) -> Path:
+    """Save `model` as a TF SavedModel whose `serving_default` takes the dict `inputs`
+    ({name: tf.TensorSpec}) and returns a dict with `logits` (and the new states of a stream model)."""
+    import tensorflow as tf
+
+    single = len(model.inputs) == 1  # a base model takes the image tensor itself
+
+    @tf.function(input_signature=[inputs])
+    def serve(features):
+        return _as_output_dict(model(features["image"] if single else features, training=False))
+
+    module = tf.Module()
+    module.model = model  # tracks the variables
+    path = Path(path)
+    if path.exists():
+        shutil.rmtree(path)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve.get_concrete_function()})
+    return path
+
+
+def save_tflite(model, inputs: dict, path: str | Path) -> Path:
+    """Convert `model` for the static `inputs` ({name: tf.TensorSpec}) to a float32 TFLite file.
+
+    The graph is frozen (variables to constants) before conversion: TFLite's own freezing leaves
+    every variable unfrozen when the model holds a scalar weight (ReZero scales), and the file
+    then fails at run time. Conversion goes through a SavedModel signature so the TFLite
+    signature keeps the input and output names (`image`, `logits`, the state names). Built-in
+    TFLite ops only, so the file runs in the plain LiteRT interpreter.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    single = len(model.inputs) == 1
+
+    @tf.function(input_signature=[inputs])
+    def serve(features):
+        return _as_output_dict(model(features["image"] if single else features, training=False))
+
+    traced = serve.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(traced)
+
+    @tf.function(input_signature=[inputs])
+    def serve_frozen(features):  # the frozen graph takes the flattened dict (sorted names)
+        return tf.nest.pack_sequence_as(traced.structured_outputs, frozen(*tf.nest.flatten(features)))
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="movinas-tflite-") as tmp, _quiet_absl():
+        # constants captured by custom-gradient ops (swish's beta) cannot be saved with gradients
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(tf.Module(), tmp, signatures={"serving_default": serve_frozen.get_concrete_function()},
+                            options=options)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        path.write_bytes(converter.convert())
+    return path
+
+
+def load_tflite(path: str | Path, num_threads: int | None = None):
+    """The `serving_default` signature runner of a TFLite file: call it with numpy arrays by
+    input name (`runner(image=...)`), get {output name: array}; `runner.get_input_details()`
+    gives names, shapes and dtypes. Uses LiteRT (`ai-edge-litert`) when installed, else the
+    deprecated `tf.lite.Interpreter`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such TFLite file")
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - depends on the environment
+        Interpreter = None
+    try:
+        if Interpreter is not None:
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        else:
+            import warnings
+
+            import tensorflow as tf
+
+            with warnings.catch_warnings():  # "deprecated, use ai_edge_litert": the fallback knows
+                warnings.simplefilter("ignore", UserWarning)
+                interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=num_threads)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a readable TFLite model ({' '.join(str(exc).split())})") from None
+    return interpreter.get_signature_runner()
+
+
+def state_specs(stream_model) -> dict:
+    """{state name: tf.TensorSpec} of a stream model's inputs other than `image`."""
+    import tensorflow as tf
+
+    return {t.name: tf.TensorSpec(tuple(t.shape), t.dtype, name=t.name)
+            for t in stream_model.inputs if t.name != "image"}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Silence absl's warning that the frozen graph has no saved gradients (nothing trains it)."""
+    from absl import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def _image_spec(batch, frames, resolution):
+    import tensorflow as tf
+
+    return tf.TensorSpec([batch, frames, resolution, resolution, 3], tf.float32, name="image")
+
+
+def _as_output_dict(outputs) -> dict:
+    return dict(outputs) if isinstance(outputs, dict) else {"logits": outputs}
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: {value!r}, must be an integer >= 1")
+    return value
+
+
+def _num_classes(model_or_weights: Any, labels, num_classes: int | None) -> int:
+    if num_classes is not None:
+        return _positive("num_classes", num_classes)
+    shape = getattr(model_or_weights, "output_shape", None)
+    if isinstance(shape, dict):
+        shape = shape.get("logits")
+    if shape and isinstance(shape[-1], int):
+        return shape[-1]
+    return len(labels) if labels is not None else 600
+
+
+def _set_weights(model, source: Any) -> None:
+    """Copy `source` (a Keras model, a weight list or a .weights.h5 path) into `model`."""
+    if isinstance(source, (str, Path)):
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"{source}: no such weights file")
+        model.load_weights(str(source))
+        return
+    weights = source.get_weights() if hasattr(source, "get_weights") else list(source)
+    mine = model.get_weights()
+    if len(weights) != len(mine):
+        raise ValueError(f"weights: {len(weights)} arrays given, the model built from the spec has {len(mine)}")
+    for i, (w, m) in enumerate(zip(weights, mine)):
+        if np.shape(w) != m.shape:
+            raise ValueError(f"weights[{i}]: shape {np.shape(w)}, the model built from the spec expects {m.shape}")
+    model.set_weights(weights)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
