@@ -25,9 +25,11 @@ __all__ = [
     "Stem",
     "build_model",
     "estimate_cost",
+    "init_states",
     "make_divisible",
     "movinet",
     "preset_from_name",
+    "stream_step",
     "walk",
 ]
 
@@ -37,4 +39,8 @@ def __getattr__(name):  # lazy: keep `import search_space` free of TensorFlow
         from .builder import build_model
 
         return build_model
+    if name in ("init_states", "stream_step"):
+        from . import stream
+
+        return getattr(stream, name)
     raise AttributeError(f"module 'search_space' has no attribute {name!r}")

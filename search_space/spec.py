@@ -182,6 +182,9 @@ def validate(spec: ArchSpec) -> None:
     _check_int("stem.filters", spec.stem.filters)
     _check_triple("stem.kernel", spec.stem.kernel, "size")
     _check_triple("stem.strides", spec.stem.strides, "stride")
+    if spec.causal and (spec.stem.kernel[0] != 1 or spec.stem.strides[0] != 1):
+        raise SpecError(f"stem: temporal kernel {spec.stem.kernel[0]} and stride {spec.stem.strides[0]}, "
+                        "must both be 1 when causal")
     if not spec.stages:
         raise SpecError("stages: empty, must hold at least one stage")
     for i, stage in enumerate(spec.stages):
