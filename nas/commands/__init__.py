@@ -3,4 +3,15 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-ALL: list = []
+from . import cost, demo, export, fidelity, predict, report, screen, search
+
+ALL: list = [
+    demo.register,
+    cost.register,
+    screen.register,
+    predict.register,
+    search.register,
+    report.register,
+    export.register,
+    fidelity.register,
+]

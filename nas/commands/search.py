@@ -1,0 +1,297 @@
+"""`movinas search CONFIG` runs or resumes a study; `movinas worker CONFIG` joins one.
+
+Both open the same storage and run the same trial loop (`nas.study.drive`); `search --workers N`
+starts N `movinas worker` processes on the study and shows their progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+
+RESUME_HINT = "run the same command again to resume"
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "search",
+        help="run or resume a multi-objective architecture search described by a config YAML",
+        description=(
+            "Search the space of a config file with Optuna: each trial samples an architecture, rejects it "
+            "untrained when it breaks a constraint, otherwise trains a proxy and records its objectives. "
+            "Running the same command again resumes the study; --trials is the total the study should reach. "
+            "Config schema and storage layout: docs/search.md."
+        ),
+        epilog="examples: movinas search nas/configs/example.yaml | movinas search my.yaml --workers 2 --trials 50",
+    )
+    _common(p)
+    p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study (default: 1)")
+    p.set_defaults(func=run_search)
+    w = subparsers.add_parser(
+        "worker",
+        help="join a study from another process or machine (e.g. with --storage postgresql://...)",
+        description=(
+            "Run trials of the study of CONFIG until its trial budget is met, alongside any other workers "
+            "on the same storage. A worker killed mid-trial has its trial failed and retried by the others "
+            "after the heartbeat grace period."
+        ),
+        epilog="example: movinas worker example.yaml --storage postgresql://user:pw@db-host/movinas",
+    )
+    _common(w)
+    w.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    w.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    w.set_defaults(func=run_worker)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="search config YAML (see nas/configs/example.yaml)")
+    p.add_argument("--trials", type=int, default=None, help="total counted trials of the study (default: config)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL (default: config, else sqlite:///RESULTS_DIR/STUDY/study.db)")
+    p.add_argument("--study", default=None, help="study name (default: config, else the config file name)")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
+    p.add_argument("--results-dir", default="results", help="results root; the study writes RESULTS_DIR/STUDY")
+
+
+class Session:
+    """Everything one process needs to take part in a study, opened and validated."""
+
+    def __init__(self, args: argparse.Namespace, worker_index: int = 0, screen: bool = True):
+        import optuna
+
+        from ..config import load_config
+        from ..constraints import screen_budget
+        from ..storage import default_url, open_storage
+        from ..study import load_space, make_sampler, open_study, resolve_num_classes, sampler_seed
+        from ..trial import Runner
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by `Progress`
+        config = load_config(args.config)
+        for flag, value in (("--trials", args.trials), ("--timeout", args.timeout)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{flag}: {value}, must be > 0")
+        config = config.replace(study=args.study or config.study, trials=args.trials or config.trials,
+                                timeout=args.timeout if args.timeout is not None else config.timeout)
+        self.config = config
+        self.space = load_space(config)
+        self.results = Path(args.results_dir) / config.study
+        self.url = args.storage or config.storage or default_url(args.results_dir, config.study)
+        self.storage = open_storage(self.url, config.heartbeat)
+        self.runner = Runner(config, self.space, 0, self.results, worker_index)
+        self.runner.num_classes = resolve_num_classes(config, self.runner.dataset)
+        existing = _n_trials(self.storage, config.study)
+        sampler = make_sampler(config, self.space, sampler_seed(config.seed, worker_index, existing or 0))
+
+        def screen_it():
+            return screen_budget(self.space, config.constraints, self.runner.num_classes,
+                                 seed=config.seed or 0) if screen else None
+
+        # a resumed study is checked against the config first; a new one is created only once screened
+        self.feasible = screen_it() if existing is None else None
+        self.study = open_study(config, self.storage, self.space, sampler, self.runner.num_classes)
+        if existing is not None:
+            self.feasible = screen_it()
+        if config.trains or config.zero_cost_names:
+            self.runner.dataset()  # fail on a bad dataset before the first trial
+
+
+def _n_trials(storage, name: str) -> int | None:
+    """Trials of the study so far; None when there is no such study yet."""
+    try:
+        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
+    except KeyError:
+        return None
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from ..study import drive, tally
+
+    if args.workers < 1:
+        raise UsageError(f"--workers: {args.workers}, must be >= 1")
+    s = Session(args)
+    config = s.config
+    done, _ = tally(s.study)
+    where = f"storage {_redacted(s.url)}, results {s.results}"
+    print(f"study {config.study}: {done} of {config.trials} trials done; {where}", file=sys.stderr)
+    if s.feasible is not None and config.constraints:
+        print(f"constraints: {s.feasible:.1%} of 2,000 sampled architectures meet them", file=sys.stderr)
+    if args.workers > 1:
+        return _run_workers(args, s)
+    progress = Progress(s.study, config, done)
+    try:
+        why = drive(s.study, s.storage, s.runner, config.trials, config.timeout, on_trial=progress.on_trial)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"movinas search: interrupted; the running trial is marked failed (interrupted) and finished "
+              f"trials are kept in {_redacted(s.url)}; {RESUME_HINT}", file=sys.stderr)
+        return 130
+    progress.close()
+    return _finish(s, why)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from ..study import drive
+
+    index = args.worker_index
+    s = Session(args, worker_index=index if index is not None else os.getpid(), screen=index is None)
+    progress = None if args.quiet else Progress(s.study, s.config, None)
+    try:
+        why = drive(s.study, s.storage, s.runner, s.config.trials, s.config.timeout,
+                    on_trial=progress.on_trial if progress else None)
+    except KeyboardInterrupt:
+        if progress:
+            progress.close()
+        return 130
+    if progress:
+        progress.close()
+        return _finish(s, why)
+    return 0
+
+
+def _finish(s: Session, why: str) -> int:
+    from ..study import tally
+
+    done, _ = tally(s.study)
+    if why == "timeout":
+        print(f"timeout: {done} of {s.config.trials} trials done; {RESUME_HINT}", file=sys.stderr)
+    elif why == "exhausted":
+        print(f"grid exhausted after {done} counted trials", file=sys.stderr)
+    print(front_table(s.study, s.config))
+    return 0
+
+
+def _run_workers(args: argparse.Namespace, s: Session) -> int:
+    """Start `movinas worker` processes on the study; show progress; forward Ctrl-C once."""
+    from ..study import tally
+
+    cmd = [sys.executable, "-m", "nas", "worker", str(Path(args.config).resolve()), "--storage", s.url,
+           "--study", s.config.study, "--trials", str(s.config.trials), "--results-dir", args.results_dir,
+           "--quiet"]
+    if s.config.timeout is not None:
+        cmd += ["--timeout", str(s.config.timeout)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    # own sessions: a terminal Ctrl-C reaches only this process, which then interrupts each worker once
+    procs = [subprocess.Popen(cmd + ["--worker-index", str(i)], env=env, start_new_session=True)
+             for i in range(args.workers)]
+    progress = Progress(s.study, s.config, tally(s.study)[0])
+    try:
+        while any(p.poll() is None for p in procs):
+            progress.poll()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        progress.close()
+        print(f"movinas search: interrupted; running trials are marked failed (interrupted); {RESUME_HINT}",
+              file=sys.stderr)
+        return 130
+    progress.poll()
+    progress.close()
+    codes = [p.returncode for p in procs]
+    if any(codes):
+        print(f"movinas search: worker exit codes {codes}", file=sys.stderr)
+        return max(codes)
+    return _finish(s, "timeout" if tally(s.study)[0] < s.config.trials else "budget")
+
+
+def _redacted(url: str) -> str:
+    from ..storage import redact
+
+    return redact(url)
+
+
+class Progress:
+    """A tqdm bar of counted trials with the best value of each objective so far, plus one line per
+    trained trial. `initial=None` disables the bar (a worker prints its lines only)."""
+
+    def __init__(self, study, config, initial: int | None):
+        from tqdm import tqdm
+
+        self.study, self.config = study, config
+        self.bar = None if initial is None else tqdm(total=config.trials, initial=initial, desc=config.study,
+                                                     unit="trial", file=sys.stderr, dynamic_ncols=True)
+        self.seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def _write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    def on_trial(self, study, trial) -> None:
+        self.seen.add(trial.number)
+        self._report(trial)
+        self._refresh()
+
+    def poll(self) -> None:
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number not in self.seen:
+                self.seen.add(t.number)
+                self._report(t)
+        self._refresh()
+
+    def _report(self, t) -> None:
+        outcome = t.user_attrs.get("outcome")
+        if outcome in (None, "infeasible", "duplicate"):  # rejected untrained: counted in the bar
+            return
+        names = [o.name for o in self.config.objectives]
+        values = "  ".join(f"{n}={_fmt(v)}" for n, v in zip(names, t.values or ()))
+        seconds = sum(t.user_attrs.get("timing", {}).values())
+        reason = t.user_attrs.get("reason") or ""
+        self._write(f"trial {t.number} {outcome.replace('_', '-')} {seconds:.1f}s  {values or reason}")
+
+    def _refresh(self) -> None:
+        from ..study import counted
+
+        trials = self.study.get_trials(deepcopy=False)
+        if self.bar is None:
+            return
+        self.bar.n = min(sum(map(counted, trials)), self.config.trials)
+        rejected = sum(t.user_attrs.get("outcome") in ("infeasible", "duplicate") for t in trials)
+        best = []
+        for i, o in enumerate(self.config.objectives):
+            vals = [t.values[i] for t in trials if t.values and t.user_attrs.get("feasible", True)]
+            if vals:
+                best.append(f"{o.name}={_fmt(max(vals) if o.direction == 'maximize' else min(vals))}")
+        self.bar.set_postfix_str("best " + " ".join(best) + (f" rejected={rejected}" if rejected else ""),
+                                 refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3g}"
+
+
+def front_table(study, config) -> str:
+    """The Pareto front of feasible COMPLETE trials as a fixed-width table."""
+    trials = sorted(study.best_trials, key=lambda t: t.number)
+    if not trials:
+        return "Pareto front: no complete feasible trial yet"
+    names = [o.name for o in config.objectives]
+    extra = [n for n in ("params", "flops", "activation_bytes") if n not in names]
+    head = ["trial", *names, *extra]
+    rows = [[str(t.number), *(_fmt(v) for v in t.values),
+             *(_fmt(t.user_attrs.get("cost", {}).get(n)) for n in extra)] for t in trials]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([f"Pareto front ({len(trials)} trials, {', '.join(o.direction + ' ' + o.name for o in config.objectives)}):",
+                      line(head), *(line(r) for r in rows)])

@@ -1,0 +1,136 @@
+"""Hard constraints on analytic costs: `flops <= 1.5e9`, `activation_bytes <= 200MB`.
+
+A constraint is checked on `search_space.estimate_cost` before anything is trained. Its
+*violation* is `value - limit` for `<=` (and `limit - value` for `>=`): positive means broken,
+zero or negative means satisfied. That is the sign convention of Optuna's `Trial.set_constraint`.
+
+Units (case-insensitive): `K`, `M`, `G`, `T` multiply by 10^3, 10^6, 10^9, 10^12; `KB`, `MB`,
+`GB`, `TB` are decimal bytes (1 MB = 10^6 bytes, as `estimate_cost` figures are printed);
+`KiB`, `MiB`, `GiB` are binary (1 MiB = 2^20 bytes). Byte units are only accepted on byte
+quantities (`activation_bytes`, `state_bytes`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+# Fields of `search_space.Cost` a constraint may name (known before training, no TensorFlow).
+COST_NAMES = ("params", "macs", "flops", "activation_bytes", "state_bytes", "state_floats",
+              "state_tensors", "elementwise")
+BYTE_NAMES = ("activation_bytes", "state_bytes")
+OPERATORS = ("<=", ">=")
+
+_SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+_BYTES = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+          "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40}
+_PATTERN = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>|==|=)\s*([0-9.eE+\-_]+)\s*([a-zA-Z]*)\s*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """`name op limit`, e.g. flops <= 1.5e9."""
+
+    name: str
+    op: str
+    limit: float
+    text: str
+
+    def violation(self, value: float) -> float:
+        """> 0 when broken (by how much), <= 0 when satisfied."""
+        return float(value - self.limit) if self.op == "<=" else float(self.limit - value)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op": self.op, "limit": self.limit, "text": self.text}
+
+
+def parse_constraint(text: object, path: str = "constraints[0]") -> Constraint:
+    """Parse `NAME <= NUMBER[UNIT]` or `NAME >= NUMBER[UNIT]`; errors name `path`."""
+    if not isinstance(text, str):
+        raise UsageError(f"{path}: {text!r}, must be a string like 'flops <= 1.5e9'")
+    match = _PATTERN.match(text)
+    if not match:
+        raise UsageError(f"{path}: {text!r}, must look like 'NAME <= NUMBER[UNIT]', "
+                         f"e.g. 'flops <= 1.5G' or 'activation_bytes <= 200MB'")
+    name, op, number, unit = match.groups()
+    if name not in COST_NAMES:
+        raise UsageError(f"{path}: {name!r} in {text!r}, must be one of {', '.join(COST_NAMES)}")
+    if op not in OPERATORS:
+        raise UsageError(f"{path}: operator {op!r} in {text!r}, must be one of {', '.join(OPERATORS)}")
+    try:
+        value = float(number.replace("_", ""))
+    except ValueError:
+        raise UsageError(f"{path}: {number!r} in {text!r} is not a number") from None
+    scale = _unit_scale(unit, name, text, path)
+    return Constraint(name=name, op=op, limit=value * scale, text=" ".join(text.split()))
+
+
+def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
+    key = unit.lower()
+    if key in _SCALE:
+        return _SCALE[key]
+    if key in _BYTES:
+        if name not in BYTE_NAMES:
+            raise UsageError(f"{path}: byte unit {unit!r} on {name!r} in {text!r}; byte units apply to "
+                             f"{', '.join(BYTE_NAMES)}; use K, M, G or T")
+        return _BYTES[key]
+    allowed = "K, M, G, T, KB, MB, GB, TB, KiB, MiB, GiB"
+    raise UsageError(f"{path}: unit {unit!r} in {text!r}, must be one of {allowed}")
+
+
+def violations(constraints: tuple[Constraint, ...], cost) -> dict[str, float]:
+    """Violation of each constraint (keyed by its text) for a `Cost` or a mapping of cost values."""
+    values = cost if isinstance(cost, dict) else cost._asdict()
+    return {c.text: c.violation(values[c.name]) for c in constraints}
+
+
+def is_feasible(violation_values: dict[str, float]) -> bool:
+    return all(v <= 0 for v in violation_values.values())
+
+
+def describe(constraints: tuple[Constraint, ...], violation_values: dict[str, float]) -> str:
+    """One line naming the broken constraints and by how much, e.g. `flops 2.1e9 > 1.5e9`."""
+    parts = []
+    for c in constraints:
+        v = violation_values[c.text]
+        if v > 0:
+            value = c.limit + v if c.op == "<=" else c.limit - v
+            sign = ">" if c.op == "<=" else "<"
+            parts.append(f"{c.name} {value:.4g} {sign} {c.limit:.4g}")
+    return "; ".join(parts)
+
+
+def screen_budget(space, constraints: tuple[Constraint, ...], num_classes: int, samples: int = 2000,
+                  seed: int = 0) -> float:
+    """Cost `samples` random architectures of `space`; return the feasible fraction.
+
+    Raises UsageError when none is feasible, reporting for each constraint the best value reached
+    against its limit, so the user sees how far the budget is from the space.
+    """
+    import numpy as np
+
+    from search_space import estimate_cost
+
+    if not constraints:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    best = {c.text: float("inf") for c in constraints}
+    feasible = 0
+    for _ in range(samples):
+        spec = space.sample(rng)
+        v = violations(constraints, estimate_cost(spec, num_classes=num_classes))
+        feasible += is_feasible(v)
+        for key, value in v.items():
+            best[key] = min(best[key], value)
+    if feasible:
+        return feasible / samples
+    parts = []
+    for c in constraints:
+        reached = c.limit + best[c.text] if c.op == "<=" else c.limit - best[c.text]
+        word = "smallest" if c.op == "<=" else "largest"
+        parts.append(f"{c.text}: {word} {c.name} reached {reached:.4g} (limit {c.limit:.4g})")
+    together = " (each is met by some samples, never all at once)" if all(b <= 0 for b in best.values()) else ""
+    raise UsageError(f"constraints: none of {samples:,} architectures sampled from the space meets them all"
+                     f"{together}; " + "; ".join(parts) + ". Loosen the constraints or change the space")

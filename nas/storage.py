@@ -1,0 +1,172 @@
+"""Where studies live: storage URLs, the Optuna RDB storage with heartbeats, and the lock that
+keeps the trial budget exact across workers.
+
+- No URL: `sqlite:///<results-dir>/<study>/study.db` (SQLite is fine for a few local processes).
+- `postgresql://user:password@host:port/db` for workers on many machines.
+- Heartbeats: a running trial records a heartbeat every `interval` seconds; one silent for
+  `grace_period` seconds (its worker was killed, or its machine lost) is marked failed and
+  re-queued with the same parameters by `RetryHeartbeatStaleTrialCallback`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import time
+import warnings
+from pathlib import Path
+
+from .config import Heartbeat
+from .errors import UsageError
+
+
+def default_url(results_dir: str | Path, study: str) -> str:
+    """SQLite file of a study under the results folder (absolute, so workers agree on it)."""
+    path = (Path(results_dir) / study / "study.db").resolve()
+    return f"sqlite:///{path}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` through the installed driver: SQLAlchemy 2.1 defaults to psycopg 3, movinas
+    depends on psycopg2 (`postgres://` is accepted as an alias, as Heroku-style URLs use it)."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            return f"postgresql+psycopg2://{rest}"
+        return f"postgresql://{rest}"
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL (None for other backends and in-memory SQLite)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url[len("sqlite:///"):].split("?", 1)[0]
+    return None if rest in ("", ":memory:") else Path(rest)
+
+
+def open_storage(url: str, heartbeat: Heartbeat | None = None):
+    """An `optuna.storages.RDBStorage` with heartbeats and stale-trial retry.
+
+    Raises UsageError (one line naming the URL) when the database cannot be reached or created.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    heartbeat = heartbeat or Heartbeat()
+    engine_kwargs: dict = {"pool_pre_ping": True}
+    path = sqlite_path(url)
+    if path is not None:
+        # several local workers share the file: wait for the write lock instead of failing at once
+        engine_kwargs = {"connect_args": {"timeout": 120}}
+    elif url.startswith(("postgresql", "postgres:")):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    for attempt in range(3):
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    normalize_url(url),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat.interval,
+                    grace_period=heartbeat.grace_period,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                        max_retry=heartbeat.max_retry),
+                )
+            if path is not None:
+                _fast_sqlite(storage.engine)
+            return storage
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            # workers starting together race to create Optuna's tables: the losers try again
+            if attempt < 2 and isinstance(exc, sqlalchemy.exc.DatabaseError) and (
+                    "already exists" in reason or "duplicate key" in reason):
+                time.sleep(0.5 + attempt)
+                continue
+            raise UsageError(f"storage {redact(url)}: cannot open ({reason[:200]})") from None
+
+
+def _fast_sqlite(engine) -> None:
+    """WAL journal, no fsync per commit: Optuna commits every suggest and attribute, which with
+    SQLite's defaults costs a disk flush each (about 50 per trial). A WAL database survives a killed
+    process intact; only a power cut may lose the last commits. Readers no longer block the writer,
+    which local workers need."""
+    from sqlalchemy import event
+
+    def pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # pooled connections predate the listener
+
+
+@contextlib.contextmanager
+def budget_lock(storage, study_name: str):
+    """Hold an exclusive lock, shared by every worker of the study, and yield its `release`.
+
+    The driver takes it before checking the trial budget and releases it once its new trial is
+    RUNNING, so no two workers can both start the last trial. SQLite: `flock` on a file beside
+    the database; PostgreSQL: a session advisory lock. Other backends: no lock (workers may then
+    start up to one extra trial each when they reach the budget at the same instant).
+    """
+    release = _lock(storage, study_name)
+    try:
+        yield release
+    finally:
+        release()
+
+
+def _lock(storage, study_name: str):
+    url = str(storage.url)
+    path = sqlite_path(url)
+    if path is not None:
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _once(lambda: (fcntl.flock(fd, fcntl.LOCK_UN), os.close(fd)))
+    if storage.engine.name == "postgresql":
+        from sqlalchemy import text
+
+        key = int.from_bytes(hashlib.sha1(f"movinas:{study_name}".encode()).digest()[:8], "big", signed=True)
+        conn = storage.engine.connect()
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
+
+        def unlock():
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+            finally:
+                conn.close()
+
+        return _once(unlock)
+    return lambda: None
+
+
+def _once(fn):
+    done = []
+
+    def call():
+        if not done:
+            done.append(True)
+            fn()
+
+    return call
