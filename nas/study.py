@@ -87,8 +87,9 @@ def open_study(config: SearchConfig, storage, space, sampler, num_classes: int):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([o.name for o in config.objectives])
-        for key, value in {"space": wanted_space, "objectives": objectives, "constraints": constraints,
-                           "num_classes": num_classes, "config": _plain(config.raw)}.items():
+        # "space" goes last: it marks the study as initialised for workers starting at the same time
+        for key, value in {"objectives": objectives, "constraints": constraints, "num_classes": num_classes,
+                           "config": _plain(config.raw), "space": wanted_space}.items():
             study.set_user_attr(key, value)
         return study
     where = f"study {config.study!r}"

@@ -57,6 +57,18 @@ class Runner:
         return self._dataset
 
     def __call__(self, trial):
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:  # Ctrl-C anywhere in the trial, not only inside training
+            try:
+                if "outcome" not in trial.user_attrs:
+                    trial.set_user_attr("outcome", "interrupted")
+                    trial.set_user_attr("reason", "interrupted by the user (Ctrl-C)")
+            except Exception:  # the storage call itself may be what was interrupted
+                pass
+            raise
+
+    def _run(self, trial):
         import optuna
 
         from search_space import estimate_cost

@@ -195,11 +195,14 @@ def test_screen_bad_input_is_one_line(tmp_path, capsys):
     assert "no such file" in error_line(capsys, "screen", str(tmp_path / "space.yaml"))
 
 
-def test_demo_screens_the_default_space_and_says_what_next(capsys):
-    code, out, _ = run_cli(capsys, "demo")
-    assert code == 0
-    assert "'paper' space" in out and "movinet-a5" in out
-    assert out.strip().splitlines()[-1].startswith("next:")
+def test_demo_runs_a_real_search_and_writes_the_report(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "demo", "--trials", "2", "--results-dir", str(tmp_path))
+    assert code == 0, err
+    assert "Pareto front" in out and "val_accuracy" in out
+    folder = tmp_path / "demo"
+    assert (folder / "study.db").is_file()
+    assert (folder / "report.html").is_file() and (folder / "report.md").is_file()
+    assert any((folder / "trials").glob("*/metrics.json"))
 
 
 def test_screen_space_yaml_with_a_misspelled_field(tmp_path, capsys):

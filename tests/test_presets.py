@@ -68,7 +68,7 @@ def test_a0_breakdown_matches_reference():
     cost = estimate_cost(movinet("a0"), breakdown=True)
     by_name = {b.name: b.params for b in cost.blocks}
     assert by_name["stem"] == 248
-    stages = [sum(b.params for b in cost.blocks if b.name.startswith(f"s{i}.")) for i in range(5)]
+    stages = [sum(b.params for b in cost.blocks if b.name.startswith(f"s{i}.")) for i in range(1, 6)]
     assert stages == [1_721, 34_443, 115_251, 183_988, 524_092]
     assert by_name["head"] == 51_840
     assert by_name["classifier"] == 985_088 + 1_229_400  # hidden dense, output dense
