@@ -5,31 +5,7 @@ import pytest
 
 from evaluation.ensemble import StreamEnsemble, ensemble_logits, split_frames
 from evaluation.predict import StreamSession, predict_video, softmax_top_k
-from search_space import ArchSpec, Block, Head, Stage, Stem
-
-
-def small_causal_spec() -> ArchSpec:
-    return ArchSpec(
-        stem=Stem(filters=8), head=Head(filters=24, hidden=32), name="tiny-stream", conv_type="2plus1d",
-        se_type="2plus3d", causal=True, activation="hard_swish", gating_activation="hard_sigmoid",
-        positional_encoding=True, frames=8, resolution=32,
-        stages=(Stage(8, (Block(16, (1, 3, 3), (1, 2, 2)),)),
-                Stage(16, (Block(32, (3, 3, 3), (1, 2, 2)), Block(32, (3, 3, 3))))),
-    )
-
-
-def randomize(model, seed: int) -> None:
-    """Replace constant-initialized weights (ReZero scales, biases, BN statistics) by random ones, so
-    every block's residual branch and every state matters."""
-    rng = np.random.default_rng(seed)
-    weights = []
-    for w in model.get_weights():
-        if w.size and np.all(w == w.flat[0]):
-            w = rng.uniform(0.5, 1.5, w.shape) if w.flat[0] == 1 else rng.normal(0, 0.5, w.shape)
-        else:
-            w = w * rng.uniform(0.8, 1.2)
-        weights.append(w.astype(np.float32))
-    model.set_weights(weights)
+from tests.models import randomize, small_causal_spec
 
 
 @pytest.fixture(scope="module")

@@ -11,34 +11,10 @@ from evaluation.datasets import read_video, write_video
 from evaluation.export import export_model
 from evaluation.predict import load_for_inference, predict_video
 from nas.cli import main
-from search_space import ArchSpec, Block, Head, Stage, Stem
+from tests.models import randomize, small_causal_spec
 
 LABELS = ["walk", "run", "jump high", "wave", "sit"]
 LINE = re.compile(r"^(\d+)\. (.+)  ([01]\.\d{4})$")
-
-
-def small_causal_spec() -> ArchSpec:
-    return ArchSpec(
-        stem=Stem(filters=8), head=Head(filters=24, hidden=32), name="tiny-stream", conv_type="2plus1d",
-        se_type="2plus3d", causal=True, activation="hard_swish", gating_activation="hard_sigmoid",
-        positional_encoding=True, frames=8, resolution=32,
-        stages=(Stage(8, (Block(16, (1, 3, 3), (1, 2, 2)),)),
-                Stage(16, (Block(32, (3, 3, 3), (1, 2, 2)), Block(32, (3, 3, 3))))),
-    )
-
-
-def randomize(model, seed: int) -> None:
-    """Replace constant-initialized weights (ReZero scales, biases, BN statistics) by random ones, so
-    every block's residual branch and every state matters."""
-    rng = np.random.default_rng(seed)
-    weights = []
-    for w in model.get_weights():
-        if w.size and np.all(w == w.flat[0]):
-            w = rng.uniform(0.5, 1.5, w.shape) if w.flat[0] == 1 else rng.normal(0, 0.5, w.shape)
-        else:
-            w = w * rng.uniform(0.8, 1.2)
-        weights.append(w.astype(np.float32))
-    model.set_weights(weights)
 
 
 def moving_frames(n: int, height: int = 40, width: int = 48, seed: int = 0) -> np.ndarray:
