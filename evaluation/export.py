@@ -325,6 +325,12 @@ def _set_weights(model, source: Any) -> None:
             raise FileNotFoundError(f"{source}: no such weights file")
         model.load_weights(str(source))
         return
+    if hasattr(source, "weights") and hasattr(model, "weights"):
+        # match by variable path (`b3_dw/kernel`): the order of a functional model's weights follows
+        # its graph, which changes with e.g. stochastic depth on or off, while the names do not
+        by_path = {v.path: v for v in source.weights}
+        if len(by_path) == len(source.weights) and set(by_path) == {v.path for v in model.weights}:
+            source = [by_path[v.path].numpy() for v in model.weights]
     weights = source.get_weights() if hasattr(source, "get_weights") else list(source)
     mine = model.get_weights()
     if len(weights) != len(mine):
