@@ -3,7 +3,8 @@ fidelity of cheap proxies. Prints each figure as measured in this run (record th
 benchmarks/RESULTS.md, section "Proxy").
 
     python benchmarks/proxy.py                      # everything (about an hour on 2 CPU cores)
-    python benchmarks/proxy.py --only data,speed    # parts: data, speed, xla, candidate, recipe, motion, fidelity
+    python benchmarks/proxy.py --only data,speed    # parts: data, speed, xla, candidate, recipe, motion,
+                                                    # fidelity, ceiling, longer
     python benchmarks/proxy.py --only fidelity --n 20 --seeds 0,1,2 --out results/bench_fidelity
 """
 
@@ -13,6 +14,7 @@ import argparse
 import dataclasses
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from evaluation.zero_cost import zero_cost_scores
 from search_space import movinet
 from search_space.space import SearchSpace
 
-PARTS = ("data", "speed", "xla", "candidate", "recipe", "motion", "fidelity")
+PARTS = ("data", "speed", "xla", "candidate", "recipe", "motion", "fidelity", "ceiling", "longer")
 
 
 def single_frame(dataset, seed: int = 0):
@@ -155,6 +157,51 @@ def bench_fidelity(args) -> None:
               f"[{' '.join(f'{v:+.2f}' for v in values)}]")
 
 
+def bench_ceiling(args) -> None:
+    """How well the reference agrees with itself: the same architectures (those of fidelity seed s)
+    trained again with another training seed. No cheap proxy can be expected to beat this tau."""
+    import pandas as pd
+
+    from evaluation.fidelity import kendall_tau, spearman_rho
+
+    space = SearchSpace.from_yaml("small")
+    ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
+    budget = Budget(batch_size=args.batch_size, epochs=args.reference_epochs)
+    for seed in args.seeds:
+        rng = np.random.default_rng(seed)
+        specs = [space.sample(rng, name=f"arch{i}") for i in range(args.n)]  # as rank_fidelity samples
+        table = Path(f"{args.out}/seed{seed}/fidelity.csv") if args.out else None
+        if table is not None and table.is_file():  # the reference column of the fidelity run
+            first = list(pd.read_csv(table)[f"epochs:{args.reference_epochs}"])
+        else:
+            first = [train_proxy(spec, ds, budget, seed=seed).metrics["val_accuracy"] for spec in specs]
+        runs = [first, [train_proxy(spec, ds, budget, seed=seed + 1000).metrics["val_accuracy"] for spec in specs]]
+        print(f"ceiling seed {seed}: epochs:{args.reference_epochs} with training seed {seed} vs {seed + 1000}, "
+              f"{args.n} archs: tau {kendall_tau(*runs):+.3f} rho {spearman_rho(*runs):+.3f}", flush=True)
+
+
+def bench_longer(args) -> None:
+    """Longer training proxies (2 and 3 epochs: the default Budget is 3) on the architectures of
+    fidelity seed s, against the reference column of that seed's fidelity table (needs --out)."""
+    import pandas as pd
+
+    from evaluation.fidelity import kendall_tau, spearman_rho
+
+    space = SearchSpace.from_yaml("small")
+    ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
+    for seed in args.seeds:
+        reference = list(pd.read_csv(f"{args.out}/seed{seed}/fidelity.csv")[f"epochs:{args.reference_epochs}"])
+        rng = np.random.default_rng(seed)
+        specs = [space.sample(rng, name=f"arch{i}") for i in range(args.n)]
+        for k in (2, 3):
+            runs = [train_proxy(spec, ds, Budget(batch_size=args.batch_size, epochs=k), seed=seed).metrics
+                    for spec in specs]
+            for metric, sign in (("val_accuracy", 1), ("val_loss", -1), ("train_loss", -1)):
+                x = [sign * m[metric] for m in runs]
+                print(f"longer seed {seed}: epochs:{k}:{metric} vs epochs:{args.reference_epochs}: "
+                      f"tau {kendall_tau(x, reference):+.3f} rho {spearman_rho(x, reference):+.3f}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
@@ -186,6 +233,10 @@ def main() -> None:
         bench_motion(args.motion_epochs, args.clips_per_class, args.classes, args.resolution)
     if "fidelity" in parts:
         bench_fidelity(args)
+    if "ceiling" in parts:
+        bench_ceiling(args)
+    if "longer" in parts:
+        bench_longer(args)
 
 
 if __name__ == "__main__":

@@ -21,141 +21,17 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .budget import Budget, learning_rate_at
+
+__all__ = ["Budget", "ProxyResult", "STATUSES", "learning_rate_at", "set_block_scales", "train_proxy"]
+
 STATUSES = ("complete", "pruned", "failed")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long and how a proxy trains. At least one of `epochs`, `steps`, `seconds` must be set;
-    the run stops at whichever limit comes first.
-
-    - `epochs`: passes over the training clips; `steps`: optimizer steps overall; `seconds`:
-      wall-clock cap on training plus validation, checked between steps (the last validation
-      still runs after the cap).
-    - Optimizer: AdamW with `weight_decay` (decoupled), gradients clipped to a global norm of
-      `grad_clip`, learning rate warmed up linearly over the first `warmup_fraction` of the run
-      then cosine-decayed to 0. The run's length is known from `epochs`/`steps`; with `seconds`
-      alone the schedule follows elapsed time.
-    - `label_smoothing` applies to the training loss; reported validation loss is plain
-      cross-entropy.
-    - `mixed_precision`: float16 compute with loss scaling on a GPU, bfloat16 on CPU.
-    - `jit_compile`: XLA for the train and eval steps; None = on when a GPU is present (on this
-      project's CPU it made training slower, see benchmarks/RESULTS.md).
-    - `augment`: per-clip brightness and contrast jitter. No flips or time reversal, which would
-      change the label of motion-direction classes.
-    - `bn_recalibration`: training clips over which BatchNorm statistics are recomputed (a plain
-      average, "precise BN") before each validation; 0 keeps the moving averages. With MoViNet's
-      momentum of 0.99 the moving averages of a run of a few dozen steps still mostly hold their
-      initial values, and validation in inference mode then lands near chance.
-    - `stochastic_depth`: the drop-path rate of the run, replacing the spec's (None keeps it). Off
-      by default: at MoViNet's 0.2 a small network needed about twice the epochs to start learning
-      the motion classes, and a proxy run has no epochs to spare (see docs/proxies.md).
-    - `block_scale_init`: starting value of every block's ReZero scale (None keeps the builder's
-      0). At 0 each block starts as its skip path, and the temporal kernels, which only sit on the
-      main branch, reach the output only once the scales have grown: the same small network did
-      not start learning the motion classes within 4 epochs from 0, and did from 1.
-    """
-
-    epochs: int | None = 3
-    steps: int | None = None
-    seconds: float | None = None
-    batch_size: int = 8
-    learning_rate: float = 3e-3
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.05
-    grad_clip: float | None = 1.0
-    label_smoothing: float = 0.1
-    mixed_precision: bool = False
-    jit_compile: bool | None = None
-    augment: bool = False
-    bn_recalibration: int = 64
-    stochastic_depth: float | None = 0.0
-    block_scale_init: float | None = 1.0
-
-    def __post_init__(self) -> None:
-        _validate_budget(self, "budget")
-
-    @classmethod
-    def from_dict(cls, data: Any, path: str = "budget") -> Budget:
-        """A budget from a mapping (e.g. parsed YAML); unknown or bad fields raise ValueError naming
-        `path.field` and what is allowed."""
-        if data is None:
-            return cls()
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: {data!r}, must be a mapping of budget fields")
-        names = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in names:
-                raise ValueError(f"{path}.{key}: unknown field, allowed: {', '.join(names)}")
-        _validate_values(data, path)
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _validate_values(values: dict, path: str) -> None:
-    """Check fields before construction so the message carries the caller's path."""
-    probe = object.__new__(Budget)
-    for f in fields(Budget):
-        object.__setattr__(probe, f.name, values.get(f.name, f.default))
-    _validate_budget(probe, path)
-
-
-def _validate_budget(b: Budget, path: str) -> None:
-    def positive_int(name: str, optional: bool) -> None:
-        v = getattr(b, name)
-        if v is None and optional:
-            return
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            allowed = "a positive integer or null" if optional else "a positive integer"
-            raise ValueError(f"{path}.{name}: {v!r}, must be {allowed}")
-
-    def number(name: str, lo: float, hi: float | None, optional: bool = False, lo_open: bool = False) -> None:
-        v = getattr(b, name)
-        if v is None and optional:
-            return
-        ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-        ok = ok and (v > lo if lo_open else v >= lo) and (hi is None or v <= hi)
-        if not ok:
-            low = f"({lo}" if lo_open else f"[{lo}"
-            high = f"{hi}]" if hi is not None else "inf)"
-            tail = " or null" if optional else ""
-            raise ValueError(f"{path}.{name}: {v!r}, must be a number in {low}, {high}{tail}")
-
-    def flag(name: str, optional: bool = False) -> None:
-        v = getattr(b, name)
-        if not (isinstance(v, bool) or (optional and v is None)):
-            raise ValueError(f"{path}.{name}: {v!r}, must be true or false{' or null' if optional else ''}")
-
-    positive_int("epochs", True)
-    positive_int("steps", True)
-    number("seconds", 0, None, optional=True, lo_open=True)
-    if b.epochs is None and b.steps is None and b.seconds is None:
-        raise ValueError(f"{path}: no limit, set at least one of epochs, steps, seconds")
-    positive_int("batch_size", False)
-    number("learning_rate", 0, None, lo_open=True)
-    number("warmup_fraction", 0, 1)
-    if b.warmup_fraction == 1:
-        raise ValueError(f"{path}.warmup_fraction: 1, must be in [0, 1)")
-    number("weight_decay", 0, None)
-    number("grad_clip", 0, None, optional=True, lo_open=True)
-    number("label_smoothing", 0, 1)
-    flag("mixed_precision")
-    flag("jit_compile", optional=True)
-    flag("augment")
-    number("stochastic_depth", 0, 1, optional=True)
-    if b.stochastic_depth == 1:
-        raise ValueError(f"{path}.stochastic_depth: 1, must be in [0, 1) or null")
-    number("block_scale_init", 0, None, optional=True)
-    v = b.bn_recalibration
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{path}.bn_recalibration: {v!r}, must be an integer >= 0")
+DEFAULT_BUDGET = Budget()
 
 
 @dataclass(frozen=True)
@@ -179,15 +55,6 @@ class ProxyResult:
 
 
 Callback = Callable[[int, dict], bool]
-
-
-def learning_rate_at(budget: Budget, progress: float) -> float:
-    """Linear warm-up then cosine decay to 0, as a function of run progress in [0, 1]."""
-    p = min(max(progress, 0.0), 1.0)
-    w = budget.warmup_fraction
-    if w > 0 and p < w:
-        return budget.learning_rate * p / w
-    return budget.learning_rate * 0.5 * (1.0 + math.cos(math.pi * (p - w) / (1.0 - w)))
 
 
 class _Seeded:
@@ -250,7 +117,7 @@ def _has_gpu() -> bool:
 def train_proxy(
     spec: Any,
     dataset: Any,
-    budget: Budget = Budget(),
+    budget: Budget = DEFAULT_BUDGET,
     *,
     seed: int = 0,
     callback: Callback | None = None,

@@ -52,9 +52,11 @@ def test_budget_from_dict_reads_fields_and_names_unknown_ones_with_the_allowed()
     ("seconds", -1, r"search\.proxy\.seconds: -1"),
     ("batch_size", None, r"search\.proxy\.batch_size: None, must be a positive integer"),
     ("learning_rate", 0, r"search\.proxy\.learning_rate: 0"),
-    ("warmup_fraction", 1, r"search\.proxy\.warmup_fraction: 1, must be in \[0, 1\)"),
+    ("warmup_fraction", 1, r"search\.proxy\.warmup_fraction: 1, must be a number in \[0, 1\)"),
     ("label_smoothing", 2, r"search\.proxy\.label_smoothing: 2"),
     ("jit_compile", "yes", r"search\.proxy\.jit_compile: 'yes', must be true or false or null"),
+    ("stochastic_depth", 1.0, r"search\.proxy\.stochastic_depth: 1\.0, must be a number in \[0, 1\) or null"),
+    ("bn_recalibration", -1, r"search\.proxy\.bn_recalibration: -1, must be an integer >= 0"),
 ])
 def test_budget_bad_values_name_the_field_path_and_the_allowed(field, value, message):
     with pytest.raises(ValueError, match=message):
