@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         description=(
             "Search the small MoViNet space for the best accuracy / FLOPs trade-off on the built-in synthetic "
             "motion dataset: each trial samples an architecture, rejects it untrained if it breaks the FLOPs "
-            "budget, else trains it for 4 short epochs (stopping early when a finished trial beats it at no "
+            "budget, else trains it for 6 short epochs (stopping early when a finished trial beats it at no "
             "more cost). Prints the Pareto front and writes the report into the results folder. Running it "
             "again resumes the study; delete the folder to start over. The config is nas/configs/demo.yaml."
         ),
