@@ -151,6 +151,8 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
     start = time.monotonic()
     callbacks = [on_trial] if on_trial else None
     grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+    with budget_lock(storage, study.study_name):
+        requeue_interrupted(study)
     try:
         while True:
             if timeout is not None and time.monotonic() - start >= timeout:
@@ -179,6 +181,22 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
     except KeyboardInterrupt:
         _fail_if_running(storage, runner)
         raise
+
+
+def requeue_interrupted(study) -> list[int]:
+    """Queue a retry (same parameters, run before any new sample) of every trial that Ctrl-C
+    interrupted and that has no retry yet; returns their numbers. Call under the budget lock."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    todo = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("outcome") == "interrupted"
+            and t.number not in retried]
+    retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
+    for t in todo:
+        retry(study, t)
+    return [t.number for t in todo]
 
 
 def _check_streaks(runner: Runner) -> None:

@@ -119,9 +119,19 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_exits_130(write_config, 
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "run the same command again to resume" in err
-    trials = load(tmp_path, "ctrlc").trials
+    trials = before = load(tmp_path, "ctrlc").trials
     assert trials[number].state.name == "FAIL" and trials[number].user_attrs["outcome"] == "interrupted"
     assert not any(t.state.name == "RUNNING" for t in trials)
+    # resuming retries the interrupted architecture first, once, and finishes the budget
+    done = subprocess.run(movinas("search", cfg, "--results-dir", tmp_path), env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = load(tmp_path, "ctrlc").trials
+    retries = [t for t in trials if number in t.system_attrs.get("retry_history", ())]
+    assert len(retries) == 1 and retries[0].number == len(before)
+    assert retries[0].params == trials[number].params and retries[0].state.name == "COMPLETE"
+    assert retries[0].user_attrs["outcome"] == "complete"
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 5
 
 
 def test_two_local_workers_share_one_study(write_config, tmp_path):
@@ -142,3 +152,14 @@ def test_non_positive_counts_are_usage_errors(write_config, tmp_path, flag, caps
     cfg = write_config(FAST)
     assert main(["search", str(cfg), flag, "0", "--results-dir", str(tmp_path)]) == 2
     assert f"{flag}: 0" in capsys.readouterr().err
+
+
+def test_storage_url_from_the_environment(write_config, tmp_path):
+    cfg = write_config({**FAST, "study": "envurl", "trials": 2})
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    done = subprocess.run(movinas("search", cfg, "--results-dir", tmp_path), env={**ENV, "MOVINAS_STORAGE": url},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="envurl", storage=url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 2
+    assert not (tmp_path / "envurl" / "study.db").exists()

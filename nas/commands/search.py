@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import UsageError
 
 RESUME_HINT = "run the same command again to resume"
+STORAGE_ENV = "MOVINAS_STORAGE"  # storage URL, read when --storage is not given
 
 
 def register(subparsers) -> None:
@@ -55,7 +56,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CONFIG", help="search config YAML (see nas/configs/example.yaml)")
     p.add_argument("--trials", type=int, default=None, help="total counted trials of the study (default: config)")
     p.add_argument("--storage", default=None,
-                   help="Optuna storage URL (default: config, else sqlite:///RESULTS_DIR/STUDY/study.db)")
+                   help="Optuna storage URL (default: $MOVINAS_STORAGE, else the config's, else "
+                        "sqlite:///RESULTS_DIR/STUDY/study.db); pass a URL holding a password through "
+                        "MOVINAS_STORAGE, which other users cannot read the way they read command lines")
     p.add_argument("--study", default=None, help="study name (default: config, else the config file name)")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after S seconds")
     p.add_argument("--results-dir", default="results", help="results root; the study writes RESULTS_DIR/STUDY")
@@ -83,7 +86,8 @@ class Session:
         self.config = config
         self.space = load_space(config)
         self.results = Path(args.results_dir) / config.study
-        self.url = args.storage or config.storage or default_url(args.results_dir, config.study)
+        self.url = (args.storage or os.environ.get(STORAGE_ENV) or config.storage
+                    or default_url(args.results_dir, config.study))
         self.storage = open_storage(self.url, config.heartbeat)
         self.runner = Runner(config, self.space, 0, self.results, worker_index)
         self.runner.num_classes = resolve_num_classes(config, self.runner.dataset)
@@ -172,12 +176,12 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
     """Start `movinas worker` processes on the study; show progress; forward Ctrl-C once."""
     from ..study import tally
 
-    cmd = [sys.executable, "-m", "nas", "worker", str(Path(args.config).resolve()), "--storage", s.url,
-           "--study", s.config.study, "--trials", str(s.config.trials), "--results-dir", args.results_dir,
+    # the URL (password included) travels in the environment, not on command lines anyone can list
+    cmd = [sys.executable, "-m", "nas", "worker", str(Path(args.config).resolve()), "--study", s.config.study, "--trials", str(s.config.trials), "--results-dir", args.results_dir,
            "--quiet"]
     if s.config.timeout is not None:
         cmd += ["--timeout", str(s.config.timeout)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"), **{STORAGE_ENV: s.url})
     # own sessions: a terminal Ctrl-C reaches only this process, which then interrupts each worker once
     procs = [subprocess.Popen(cmd + ["--worker-index", str(i)], env=env, start_new_session=True)
              for i in range(args.workers)]
