@@ -11,14 +11,13 @@ benchmarks/RESULTS.md, section "Proxy").
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from evaluation.datasets import Clips, synthetic
+from evaluation.datasets import single_frame, synthetic
 from evaluation.fidelity import rank_fidelity
 from evaluation.proxy import Budget, train_proxy
 from evaluation.zero_cost import zero_cost_scores
@@ -26,20 +25,6 @@ from search_space import movinet
 from search_space.space import SearchSpace
 
 PARTS = ("data", "speed", "xla", "candidate", "recipe", "motion", "fidelity", "ceiling", "longer")
-
-
-def single_frame(dataset, seed: int = 0):
-    """The same clips with every frame replaced by one frame of the clip (drawn per clip): whatever
-    a model learns from this, it learned without motion."""
-    rng = np.random.default_rng(seed)
-
-    def freeze(clips: Clips) -> Clips:
-        pick = rng.integers(0, clips.x.shape[1], len(clips.y))
-        still = clips.x[np.arange(len(clips.y)), pick][:, None]
-        return Clips(np.repeat(still, clips.x.shape[1], axis=1), clips.y)
-
-    return dataclasses.replace(dataset, name=dataset.name + "-single-frame",
-                               train=freeze(dataset.train), val=freeze(dataset.val))
 
 
 def bench_data() -> None:

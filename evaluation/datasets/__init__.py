@@ -2,7 +2,7 @@
 videos, both returned as a `VideoDataset` of numpy arrays. Importing this package does not import
 TensorFlow (nor OpenCV, until a video is read or written)."""
 
-from .clips import Clips, DatasetWarning, VideoDataset
+from .clips import Clips, DatasetWarning, VideoDataset, single_frame
 from .config import DATASET_KINDS, load_dataset
 from .folder import video_folder
 from .motion import SYNTHETIC_CLASSES, synthetic
@@ -18,6 +18,7 @@ __all__ = [
     "iter_frames",
     "load_dataset",
     "read_video",
+    "single_frame",
     "synthetic",
     "video_folder",
     "write_video",

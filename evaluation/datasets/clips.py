@@ -93,3 +93,19 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 def take(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> Clips:
     """The clips at `idx` as a `Clips` with the documented dtypes."""
     return Clips(np.ascontiguousarray(x[idx], dtype=np.float32), np.asarray(y[idx], dtype=np.int32))
+
+
+def single_frame(dataset: VideoDataset, seed: int = 0) -> VideoDataset:
+    """The motion-blind baseline of `dataset`: each clip replaced by one of its frames (drawn per
+    clip with `seed`) repeated over time. Whatever a model learns from it, it learned without motion."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+
+    def freeze(clips: Clips) -> Clips:
+        pick = rng.integers(0, clips.x.shape[1], len(clips.y))
+        still = clips.x[np.arange(len(clips.y)), pick][:, None]
+        return Clips(np.repeat(still, clips.x.shape[1], axis=1), clips.y)
+
+    return dataclasses.replace(dataset, name=f"{dataset.name}-single-frame", train=freeze(dataset.train),
+                               val=freeze(dataset.val))
