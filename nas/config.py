@@ -284,11 +284,23 @@ def _space(value: Any, base: Path) -> Any:
     return str(path)
 
 
+SPEC_SIZED = ("frames", "resolution")  # dataset fields that may say `spec`: each trial's own input size
+
+
 def _dataset(value: Any) -> dict:
     value = _mapping(value, "dataset")
     if "kind" not in value:
         raise UsageError("dataset.kind: missing, must be one of synthetic, video_folder")
+    for key in SPEC_SIZED:
+        v = value.get(key)
+        if isinstance(v, str) and v != "spec":
+            raise UsageError(f"dataset.{key}: {v!r}, must be an integer or spec (each trial's own {key})")
     return value
+
+
+def dataset_for(dataset: dict, spec: Any) -> dict:
+    """The dataset config with every `spec` size replaced by `spec`'s own frames / resolution."""
+    return {k: getattr(spec, k) if k in SPEC_SIZED and v == "spec" else v for k, v in dataset.items()}
 
 
 def _proxy(value: Any) -> dict:

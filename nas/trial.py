@@ -39,22 +39,31 @@ class Runner:
         self.last_failure = ""
         self.current = None  # the optuna Trial in progress
         self.curve: list[dict] = []  # its training curve so far
-        self._dataset = None
+        self._datasets: dict = {}  # dataset config -> loaded dataset
         self.budget = None
         if config.trains:
             from evaluation.proxy import Budget
 
             self.budget = Budget.from_dict(config.proxy, path="proxy")
 
-    def dataset(self):
-        if self._dataset is None:
-            from evaluation.datasets import load_dataset
+    def dataset(self, spec=None):
+        """The proxy's data for `spec`: the config's dataset, at `spec`'s frames / resolution where
+        the config says `spec` (any spec of the space when None). The last two sizes stay loaded."""
+        from evaluation.datasets import load_dataset
 
+        from .config import dataset_for
+
+        cfg = dataset_for(self.config.dataset, spec if spec is not None else self.space.sample(0))
+        key = repr(sorted(cfg.items()))
+        if key not in self._datasets:
             try:
-                self._dataset = load_dataset(self.config.dataset, where="dataset", base_dir=self.config.base_dir)
+                data = load_dataset(cfg, where="dataset", base_dir=self.config.base_dir)
             except (ValueError, FileNotFoundError) as exc:
                 raise UsageError(f"{self.config.source}: {' '.join(str(exc).split())}") from None
-        return self._dataset
+            while len(self._datasets) >= 2:
+                self._datasets.pop(next(iter(self._datasets)))
+            self._datasets[key] = data
+        return self._datasets[key]
 
     def __call__(self, trial):
         try:
@@ -151,7 +160,7 @@ class Runner:
             from evaluation.zero_cost import zero_cost_scores
 
             t = time.perf_counter()
-            scores = zero_cost_scores(spec, self.dataset(), names=config.zero_cost_names,
+            scores = zero_cost_scores(spec, self.dataset(spec), names=config.zero_cost_names,
                                       batch_size=config.zero_cost.batch_size, seed=config.seed or 0)
             metrics.update({k: float(v) for k, v in scores.items() if k in config.zero_cost_names})
             timing["zero_cost"] = time.perf_counter() - t
@@ -183,7 +192,7 @@ class Runner:
             return bool(reason)
 
         t = time.perf_counter()
-        result = train_proxy(spec, self.dataset(), self.budget, seed=config.seed or 0, callback=on_epoch)
+        result = train_proxy(spec, self.dataset(spec), self.budget, seed=config.seed or 0, callback=on_epoch)
         timing["train"] = time.perf_counter() - t
         metrics.update({k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))})
         if result.status == "failed":

@@ -63,11 +63,32 @@ def test_violation_is_positive_when_broken_for_both_operators():
     ({"sampler": {"name": "nsga2", "opts": {}}}, "sampler.opts: unknown field, allowed: name, options"),
     ({"trails": 5}, "trails: unknown field, allowed: study, space"),
     ({"space": "nowhere.yaml"}, "space: 'nowhere.yaml': no such file"),
+    ({"dataset": {"kind": "synthetic", "resolution": "auto"}},
+     "dataset.resolution: 'auto', must be an integer or spec (each trial's own resolution)"),
 ])
 def test_bad_field_names_its_path(data, message):
     with pytest.raises(UsageError) as err:
         config_from_dict(data, source="demo.yaml")
     assert str(err.value).startswith("demo.yaml: ") and message in str(err.value)
+
+
+def test_dataset_sized_spec_gives_each_architecture_data_at_its_own_size(tmp_path):
+    from nas.study import load_space
+    from nas.trial import Runner
+
+    config = config_from_dict({"space": "small", "dataset": {"kind": "synthetic", "num_classes": 2,
+                               "clips_per_class": 4, "frames": "spec", "resolution": "spec"}})
+    runner = Runner(config, load_space(config), 2, tmp_path)
+    specs = {}
+    for seed in range(50):  # the small space searches 32 and 48 px
+        spec = runner.space.sample(seed)
+        specs.setdefault(spec.resolution, spec)
+    assert set(specs) == {32, 48}
+    for resolution, spec in specs.items():
+        data = runner.dataset(spec)
+        assert (data.frames, data.resolution) == (spec.frames, resolution)
+        assert data.train.x.shape[1:] == (spec.frames, resolution, resolution, 3)
+    assert runner.dataset(specs[32]) is runner.dataset(specs[32])  # loaded once per size
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,7 +152,9 @@ def _weights(args, spec, attrs: dict, num_classes: int):
     from evaluation.datasets import load_dataset
     from evaluation.proxy import Budget, train_proxy
 
-    data_config = config.get("dataset") or {"kind": "synthetic"}
+    from ..config import dataset_for
+
+    data_config = dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec)
     try:
         dataset = load_dataset(data_config, base_dir=Path.cwd())
         proxy = dict(config.get("proxy") or {})
