@@ -7,8 +7,8 @@
    30 s on the paper space on this CPU, too slow for seeds x samplers x trials.)
 2. Driver overhead per trial, excluding measurement: everything but training (sampling, costing,
    storage, Optuna's ask/tell, the budget lock, artifacts) as a fraction of a demo trial's time.
-3. Early stopping: the demo search with a random sampler (so both runs see the same architectures)
-   with `early_stopping: off` and `dominated`: training seconds spent and the final front.
+3. Early stopping: the demo search with a random sampler (so every run sees the same architectures)
+   with `early_stopping: off` and two `dominated` settings: training seconds spent and the final front.
 
     python benchmarks/search.py                 # all three (about 15 minutes on 2 cores)
     python benchmarks/search.py --only samplers --seeds 5 --trials 40
@@ -143,32 +143,44 @@ def bench_overhead(root: Path, trials: int) -> None:
           "(startup included)")
 
 
+EARLY_RULES = {
+    "off": {"rule": "off"},
+    "dominated, min_epoch 2": {"rule": "dominated", "min_epoch": 2},
+    "dominated, min_epoch 3, margin 0.05": {"rule": "dominated", "min_epoch": 3, "margin": 0.05},
+}
+
+
 def bench_early_stopping(root: Path, trials: int, epochs: int) -> None:
-    print(f"\n== early stopping: demo config, random sampler, {trials} trials of {epochs} epochs, off vs dominated")
+    print(f"\n== early stopping: demo config, random sampler, {trials} trials of {epochs} epochs, each rule "
+          f"against off")
     runs = {}
-    for rule in ("off", "dominated"):
+    for i, (name, rule) in enumerate(EARLY_RULES.items()):
         t = time.perf_counter()
-        study = search(root, demo_config(f"early-{rule}", trials=trials, sampler="random",
-                                         early_stopping={"rule": rule}, proxy={"epochs": epochs, "batch_size": 8}))
+        study = search(root, demo_config(f"early-{i}", trials=trials, sampler="random", early_stopping=rule,
+                                         proxy={"epochs": epochs, "batch_size": 8}))
         wall = time.perf_counter() - t
         trained = [t for t in study.trials if "train" in t.user_attrs.get("timing", {})]
-        runs[rule] = (study, wall, trained)
+        runs[name] = (study, trained)
         stopped = [t for t in trained if t.user_attrs.get("outcome") == "early_stopped"]
-        print(f"{rule:9}: wall {wall:7.1f} s, training {sum(t.user_attrs['timing']['train'] for t in trained):7.1f} s, "
-              f"epochs trained {sum(len(t.user_attrs['curve']) for t in trained):3d}, early-stopped {len(stopped)}")
-    (off, _, off_trained), (_, _, dom_trained) = runs["off"], runs["dominated"]
-    same = [t.user_attrs["spec_id"] for t in off_trained] == [t.user_attrs["spec_id"] for t in dom_trained]
-    saved = 1 - sum(t.user_attrs["timing"]["train"] for t in dom_trained) / \
-        sum(t.user_attrs["timing"]["train"] for t in off_trained)
-    print(f"same architectures in both runs: {same}; training time saved: {saved:.1%}")
-    front = {r: sorted(t.user_attrs["spec_id"] for t in s.best_trials) for r, (s, _, _) in runs.items()}
-    print(f"front without early stopping: {len(front['off'])} trials; with: {len(front['dominated'])}; "
-          f"identical: {front['off'] == front['dominated']}")
-    lost = set(front["off"]) - set(front["dominated"])
-    for t in off.best_trials:
-        if t.user_attrs["spec_id"] in lost:
-            print(f"  lost from the front: trial {t.number} values {t.values} "
-                  f"(curve {[round(e['val_accuracy'], 3) for e in t.user_attrs['curve']]})")
+        best = max((t.values[0] for t in study.best_trials), default=float("nan"))
+        print(f"{name:36}: wall {wall:6.1f} s, training {sum(t.user_attrs['timing']['train'] for t in trained):6.1f} s, "
+              f"epochs trained {sum(len(t.user_attrs['curve']) for t in trained):3d}, early-stopped {len(stopped)}, "
+              f"best val_accuracy {best:.3f}")
+    off, off_trained = runs["off"]
+    off_front = sorted(t.user_attrs["spec_id"] for t in off.best_trials)
+    print("front without early stopping: " + ", ".join(
+        f"trial {t.number} {t.values[0]:.3f} @ {t.values[1] / 1e6:.2f}M FLOPs" for t in off.best_trials))
+    for name, (study, trained) in list(runs.items())[1:]:
+        same = [t.user_attrs["spec_id"] for t in off_trained] == [t.user_attrs["spec_id"] for t in trained]
+        saved = 1 - sum(t.user_attrs["timing"]["train"] for t in trained) / \
+            sum(t.user_attrs["timing"]["train"] for t in off_trained)
+        front = sorted(t.user_attrs["spec_id"] for t in study.best_trials)
+        print(f"{name}: same architectures as off: {same}; training time saved {saved:.1%}; front identical: "
+              f"{front == off_front}")
+        for t in off.best_trials:
+            if t.user_attrs["spec_id"] not in front:
+                print(f"  lost from the front: trial {t.number} values {t.values} "
+                      f"(curve {[round(e['val_accuracy'], 3) for e in t.user_attrs['curve']]})")
 
 
 def run() -> None:
@@ -178,7 +190,7 @@ def run() -> None:
     parser.add_argument("--trials", type=int, default=50, help="trials per sampler run")
     parser.add_argument("--demo-trials", type=int, default=8)
     parser.add_argument("--early-trials", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=8, help="proxy epochs in the early-stopping runs")
+    parser.add_argument("--epochs", type=int, default=6, help="proxy epochs in the early-stopping runs")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     import platform
