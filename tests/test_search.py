@@ -256,3 +256,16 @@ def test_an_architecture_is_trained_once(write_config, tmp_path, capsys):
     assert main(["search", str(cfg), "--results-dir", str(tmp_path), "--trials", "3"]) == 2
     assert "10 samples in a row were rejected untrained (last: duplicate: same architecture as trial" in \
         capsys.readouterr().err
+
+
+def test_front_table_lists_the_best_first(trained_search):
+    from nas.commands.search import front_table
+
+    _, study = trained_search
+    config = config_from_dict({**TRAINED, "study": "trained"})
+    rows = front_table(study, config).splitlines()
+    assert rows[1].split()[:2] == ["trial", config.objectives[0].name]
+    firsts = [float(r.split()[1]) for r in rows[2:]]
+    assert len(firsts) == len(study.best_trials)
+    best_first = sorted(firsts, reverse=config.objectives[0].direction == "maximize")
+    assert firsts == best_first

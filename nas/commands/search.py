@@ -286,8 +286,10 @@ def _fmt(v) -> str:
 
 
 def front_table(study, config) -> str:
-    """The Pareto front of feasible COMPLETE trials as a fixed-width table."""
-    trials = sorted(study.best_trials, key=lambda t: t.number)
+    """The Pareto front of feasible COMPLETE trials as a fixed-width table, best first in the
+    first objective (as in the report)."""
+    sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
+    trials = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
     if not trials:
         return "Pareto front: no complete feasible trial yet"
     names = [o.name for o in config.objectives]
