@@ -68,13 +68,14 @@ def test_best_rule_retrained_export_every_format_agrees(reference_df, tmp_path, 
     assert f"| flops | {row['flops'] / 1e6:.3g}M ({int(row['flops']):,}) |" in card
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["num_classes"] == reference_df.attrs["num_classes"]
-    assert (out / "labels.txt").read_text().splitlines() == _class_names(config)
+    assert (out / "labels.txt").read_text().splitlines() == _class_names(config, spec)
 
 
-def _class_names(config: dict) -> list[str]:
+def _class_names(config: dict, spec) -> list[str]:
     from evaluation.datasets import load_dataset
+    from nas.config import dataset_for
 
-    return list(load_dataset(config["dataset"]).class_names)
+    return list(load_dataset(dataset_for(config["dataset"], spec)).class_names)
 
 
 def test_untrained_export_says_so_loudly_and_matches_the_cost_model(reference_df, tmp_path, capsys):
