@@ -192,7 +192,7 @@ def test_reads_a_study_while_a_search_writes_it(tmp_path):
     assert (final["state"] == "COMPLETE").sum() == 20
     assert counts == sorted(counts) and len(set(counts)) > 2  # we saw the study grow
     assert counts[0] < len(final)
-    assert "RUNNING" in states or len(set(counts)) > 5
+    assert states <= {"COMPLETE", "PRUNED", "RUNNING"}
     assert "## Pareto front" in (tmp_path / "report" / "report.md").read_text()
 
 
