@@ -193,7 +193,9 @@ def requeue_interrupted(study) -> list[int]:
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
     todo = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("outcome") == "interrupted"
             and t.number not in retried]
-    retry = optuna.storages.RetryFailedTrialCallback(max_retry=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)  # re-queues any failed trial
     for t in todo:
         retry(study, t)
     return [t.number for t in todo]
