@@ -135,14 +135,17 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_exits_130(write_config, 
 
 
 def test_two_local_workers_share_one_study(write_config, tmp_path):
-    cfg = write_config({**FAST, "study": "pair", "trials": 16})
+    # enough trials that the second worker is up before the first has done them all, even on a busy machine
+    cfg = write_config({**FAST, "study": "pair", "trials": 96})
     done = subprocess.run(movinas("search", cfg, "--workers", 2, "--results-dir", tmp_path), env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     trials = load(tmp_path, "pair").trials
     numbers = [t.number for t in trials]
-    assert len(numbers) == len(set(numbers)) == 16  # the budget holds exactly, no duplicate numbers
-    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len(numbers) == len(set(numbers))  # no trial number twice
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 96  # the budget holds exactly
+    # the rest are repeats of an architecture already costed: rejected untrained, not counted
+    assert all(t.user_attrs["outcome"] == "duplicate" for t in trials if t.state.name != "COMPLETE")
     workers = Counter(t.user_attrs["worker"].rsplit(":", 1)[1] for t in trials)
     assert set(workers) == {"0", "1"}
 
