@@ -5,7 +5,7 @@ benchmarks/RESULTS.md, section "Proxy").
     python benchmarks/proxy.py                      # everything (about an hour on 2 CPU cores)
     python benchmarks/proxy.py --only data,speed    # parts: data, speed, xla, candidate, recipe, motion,
                                                     # fidelity, ceiling, longer
-    python benchmarks/proxy.py --only fidelity --n 20 --seeds 0,1,2 --out results/bench_fidelity
+    python benchmarks/proxy.py --only fidelity,ceiling,longer --n 20 --seeds 0,1,2 --out results/bench_fidelity
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-
-import numpy as np
 
 from evaluation.datasets import single_frame, synthetic
 from evaluation.fidelity import rank_fidelity
@@ -145,42 +143,43 @@ def bench_fidelity(args) -> None:
               f"[{' '.join(f'{v:+.2f}' for v in values)}]")
 
 
-def bench_ceiling(args) -> None:
-    """How well the reference agrees with itself: the same architectures (those of fidelity seed s)
-    trained again with another training seed. No cheap proxy can be expected to beat this tau."""
+def fidelity_run(args, seed: int):
+    """(architectures, 5-epoch reference accuracies) of the `--only fidelity` run of `seed`, read
+    back from its table under `--out`: the specs as stored there, not sampled again."""
     import pandas as pd
 
+    from search_space import ArchSpec
+
+    path = Path(args.out) / f"seed{seed}" / "fidelity.csv"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no fidelity table; run --only fidelity with the same --out and seeds first")
+    table = pd.read_csv(path)
+    return [ArchSpec.from_yaml(text) for text in table["spec"]], list(table[f"epochs:{args.reference_epochs}"])
+
+
+def bench_ceiling(args) -> None:
+    """How well the reference agrees with itself: the architectures of fidelity seed s trained
+    again with another training seed. No cheap proxy can be expected to beat this tau."""
     from evaluation.fidelity import kendall_tau, spearman_rho
 
-    space = SearchSpace.from_yaml("small")
     ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
     budget = Budget(batch_size=args.batch_size, epochs=args.reference_epochs)
     for seed in args.seeds:
-        rng = np.random.default_rng(seed)
-        specs = [space.sample(rng, name=f"arch{i}") for i in range(args.n)]  # as rank_fidelity samples
-        table = Path(f"{args.out}/seed{seed}/fidelity.csv") if args.out else None
-        if table is not None and table.is_file():  # the reference column of the fidelity run
-            first = list(pd.read_csv(table)[f"epochs:{args.reference_epochs}"])
-        else:
-            first = [train_proxy(spec, ds, budget, seed=seed).metrics["val_accuracy"] for spec in specs]
-        runs = [first, [train_proxy(spec, ds, budget, seed=seed + 1000).metrics["val_accuracy"] for spec in specs]]
+        specs, first = fidelity_run(args, seed)
+        again = [train_proxy(spec, ds, budget, seed=seed + 1000).metrics["val_accuracy"] for spec in specs]
         print(f"ceiling seed {seed}: epochs:{args.reference_epochs} with training seed {seed} vs {seed + 1000}, "
-              f"{args.n} archs: tau {kendall_tau(*runs):+.3f} rho {spearman_rho(*runs):+.3f}", flush=True)
+              f"{len(specs)} archs: tau {kendall_tau(first, again):+.3f} rho {spearman_rho(first, again):+.3f}",
+              flush=True)
 
 
 def bench_longer(args) -> None:
     """Longer training proxies (2 and 3 epochs: the default Budget is 3) on the architectures of
-    fidelity seed s, against the reference column of that seed's fidelity table (needs --out)."""
-    import pandas as pd
-
+    fidelity seed s, against the reference column of that seed's fidelity table."""
     from evaluation.fidelity import kendall_tau, spearman_rho
 
-    space = SearchSpace.from_yaml("small")
     ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
     for seed in args.seeds:
-        reference = list(pd.read_csv(f"{args.out}/seed{seed}/fidelity.csv")[f"epochs:{args.reference_epochs}"])
-        rng = np.random.default_rng(seed)
-        specs = [space.sample(rng, name=f"arch{i}") for i in range(args.n)]
+        specs, reference = fidelity_run(args, seed)
         for k in (2, 3):
             runs = [train_proxy(spec, ds, Budget(batch_size=args.batch_size, epochs=k), seed=seed).metrics
                     for spec in specs]
@@ -201,7 +200,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--reference-epochs", type=int, default=5)
     p.add_argument("--motion-epochs", type=int, default=6)
-    p.add_argument("--out", default=None, help="folder for the fidelity tables and plots")
+    p.add_argument("--out", default="results/bench_fidelity",
+                   help="folder of the fidelity tables and plots (written by fidelity, read by ceiling and longer)")
     args = p.parse_args()
     parts = args.only.split(",")
     for part in parts:
