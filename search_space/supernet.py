@@ -1,0 +1,278 @@
+"""`Supernet`: one set of weights shared by every architecture of a `SearchSpace`, and `extract`.
+
+The supernet's weights are those of the space's *envelope*: the network with, per stage, the most
+layers, the widest filters and expansion, and the elementwise-largest kernel (t, h, w) among the
+stage's kernel choices (plus a skip projection wherever some sub-network needs one that the envelope
+does not). A sub-network (any spec the space can sample) reads:
+
+- elastic depth: the first d layers of each stage (layer j of stage s is the same weights whatever d);
+- elastic width: the first c channels of every tensor axis (expansion, depthwise, SE, BN, projection
+  input rows, stage and stem filters, head width);
+- elastic kernel, the *kernel rule*: spatial taps are the centre crop of the largest kernel
+  (offset (K - k) // 2); temporal taps are the centre crop in a non-causal space and the k *most
+  recent* taps (the last k, offset K - k) in a causal one, so a causal sub-network reads no frame the
+  largest kernel would not and streams with a k - 1 frame buffer like any causal spec;
+- SE of type 2plus3d: the [3d | 2d] halves of the squeeze input are sliced separately.
+
+A forward pass of a sub-network is `build_model(spec)` run statelessly on these slices (Keras'
+`stateless_call`), so the supernet computes exactly what the extracted model computes, and
+gradients flow into the shared weights. `extract(supernet, spec)` copies the slices into a fresh
+`build_model(spec)` model: an ordinary model for the cost model, export, stream mode and predict.
+
+Spaces whose weight layout varies between samples (a searched `conv_type`, `se_type`, `causal` or
+`positional_encoding`) are refused: pick one value per supernet.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from typing import Any
+
+from .space import SearchSpace, _expand, _filters
+from .space_schema import OPTIONS
+from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
+
+STRUCTURAL = ("conv_type", "se_type", "causal", "positional_encoding")  # change the weight layout
+_LAYER = re.compile(r"^b(\d+)_")
+_TAPS = ("_dw/kernel", "_dw_t/kernel", "stem_conv/kernel")  # FrameConv3D kernels: (kt, kh, kw, ...)
+
+
+def check_space(space: SearchSpace) -> None:
+    """Raise SpecError when one set of weights cannot serve every spec of `space`."""
+    for k in STRUCTURAL:
+        if len(space.options[k]) > 1:
+            raise SpecError(f"{k}: {list(space.options[k])}, a supernet needs a single value (it changes "
+                            "the weight layout); make one supernet per value")
+
+
+def _key(choice: Any) -> float:
+    """Order of a choice from small to large network: numbers by value, kernels by volume."""
+    if isinstance(choice, str) and "x" in choice and choice.replace("x", "").isdigit():
+        return math.prod(int(v) for v in choice.split("x"))
+    return choice if isinstance(choice, (int, float)) and not isinstance(choice, bool) else 0
+
+
+def extreme_params(space: SearchSpace, largest: bool) -> dict[str, Any]:
+    """Parameters of the largest (or smallest) sub-network: every searched axis at its largest (or
+    smallest) choice (kernels by volume; option axes at their first choice)."""
+    pick = max if largest else min
+    return {k: (pick(c, key=_key) if any(_key(v) for v in c) else c[0]) for k, c in space.param_choices().items()}
+
+
+def envelope(space: SearchSpace) -> ArchSpec:
+    """The spec whose weights hold every sub-network's: per stage the largest depth, filters, expansion
+    and the elementwise-largest kernel; head and stem at their widest; se_ratio at its largest."""
+    g_all = space.width_mult
+    stem_f = max(_filters(space.stem.width, g, m) for g in g_all for m in space.stem.width_mult)
+    stages = []
+    for st in space.stages:
+        fs = [_filters(st.width, g, m) for g in g_all for m in st.width_mult]
+        e = max(_expand(r, f) for r in st.expand_ratios for f in fs)
+        kernel = tuple(max(k[a] for k in st.kernels) for a in range(3))
+        blocks = tuple(Block(e, kernel, st.strides if j == 0 else (1, 1, 1)) for j in range(st.depth[1]))
+        stages.append(Stage(max(fs), blocks))
+    head = space.head.filters or max(make_divisible(space.head.ratio * _filters(space.stages[-1].width, g, m))
+                                     for g in g_all for m in space.stages[-1].width_mult)
+    options = {k: space.options[k][0] for k in OPTIONS}
+    options["se_ratio"] = max(space.options["se_ratio"])
+    return ArchSpec(stem=Stem(stem_f, space.stem.kernel, space.stem.strides), stages=tuple(stages),
+                    head=Head(head, space.head.hidden), name=f"{space.name}_supernet",
+                    frames=max(space.frames), resolution=max(space.resolution), **options)
+
+
+def check_in_space(space: SearchSpace, spec: ArchSpec) -> None:
+    """Raise SpecError naming the first field where `spec` is not a point of `space`."""
+    if not isinstance(spec, ArchSpec):
+        raise SpecError(f"spec: {type(spec).__name__}, must be an ArchSpec")
+    near = space.decode(space.nearest(spec), name=spec.name)
+    if near == spec:
+        return
+    a, b = _flat(spec.to_dict()), _flat(near.to_dict())
+    field = next((k for k in list(a) + list(b) if a.get(k) != b.get(k)), "spec")
+    raise SpecError(f"spec {spec.name!r}: {field} {a.get(field, '(absent)')!r} is outside the supernet's "
+                    f"space {space.name!r} (nearest point: {b.get(field, '(absent)')!r})")
+
+
+def _flat(d: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{path}.{k}" if path else k))
+        return out
+    if isinstance(d, list) and d and isinstance(d[0], dict):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_flat(v, f"{path}[{i}]"))
+        return out
+    return {path: d}
+
+
+def _layer_map(env: ArchSpec, spec: ArchSpec) -> dict[int, int]:
+    """Layer index of `spec` → layer index of the envelope (first d layers of each stage)."""
+    starts = [0]
+    for st in env.stages:
+        starts.append(starts[-1] + len(st.blocks))
+    out, i = {}, 0
+    for s, st in enumerate(spec.stages):
+        for j in range(len(st.blocks)):
+            out[i] = starts[s] + j
+            i += 1
+    return out
+
+
+class Supernet:
+    """The shared weights of `space` for a `num_classes` classifier (see the module docstring).
+
+    `variables`: envelope weight path → Keras variable (created under the current `tf.distribute`
+    strategy scope, if any). `forward(spec, x, training)` runs a sub-network on the shared weights.
+    """
+
+    def __init__(self, space: SearchSpace, num_classes: int, block_scale_init: float | None = 1.0,
+                 cache_size: int = 8):
+        import keras
+
+        from .builder import build_model
+
+        check_space(space)
+        self.space, self.num_classes = space, int(num_classes)
+        self.causal = bool(space.options["causal"][0])
+        self.envelope = envelope(space)
+        self.largest = space.decode(extreme_params(space, True), name="largest")
+        self.smallest = space.decode(extreme_params(space, False), name="smallest")
+        model = build_model(self.envelope, num_classes=self.num_classes)
+        self.variables: dict[str, Any] = {w.path: w for w in model.weights}
+        for path, v in self.variables.items():
+            if path.endswith("_scale/scale") and block_scale_init is not None:
+                v.assign(block_scale_init)
+        self._add_skips(keras)
+        self._models: OrderedDict = OrderedDict()
+        self._cache_size = cache_size
+
+    def _add_skips(self, keras) -> None:
+        """Skip projections for first layers that are identity in the envelope but not in every spec."""
+        starts = 0
+        prev = [_filters(self.space.stem.width, g, m) for g in self.space.width_mult for m in self.space.stem.width_mult]
+        for st_space, st in zip(self.space.stages, self.envelope.stages):
+            cur = [_filters(st_space.width, g, m) for g in self.space.width_mult for m in st_space.width_mult]
+            p = f"b{starts}_skip"
+            if p + "/kernel" not in self.variables and any(a != b for a in prev for b in cur):
+                c_in = max(prev)
+                shapes = {"/kernel": (c_in, st.filters), "_bn/gamma": (st.filters,), "_bn/beta": (st.filters,),
+                          "_bn/moving_mean": (st.filters,), "_bn/moving_variance": (st.filters,)}
+                for suffix, shape in shapes.items():
+                    init = "he_normal" if suffix == "/kernel" else ("ones" if suffix.endswith(("gamma", "variance"))
+                                                                    else "zeros")
+                    self.variables[p + suffix] = keras.Variable(
+                        keras.initializers.get(init)(shape), name=(p + suffix).replace("/", "_"),
+                        trainable="moving" not in suffix)
+            prev = cur
+            starts += len(st.blocks)
+
+    # -- slicing ----------------------------------------------------------------------------------
+    @property
+    def trainable(self) -> list:
+        return [v for v in self.variables.values() if v.trainable]
+
+    def source(self, path: str, layers: dict[int, int]) -> str:
+        m = _LAYER.match(path)
+        return f"b{layers[int(m.group(1))]}_{path[m.end():]}" if m else path
+
+    def slice(self, path: str, shape: tuple, layers: dict[int, int]) -> Any:
+        """The shared weights a sub-network's weight `path` of `shape` reads (a tensor)."""
+        import tensorflow as tf
+
+        src = self.source(path, layers)
+        if src not in self.variables:
+            raise SpecError(f"weight {path}: not in the supernet (looked for {src})")
+        v = self.variables[src]
+        big = tuple(v.shape)
+        shape = tuple(int(n) for n in shape)
+        if len(big) != len(shape) or any(s > b for s, b in zip(shape, big)):
+            raise SpecError(f"weight {path}: shape {shape} does not fit the supernet's {big}")
+        if src.endswith("se/reduce/kernel") and self.envelope.se_type == "2plus3d":
+            e, big_e = shape[0] // 2, big[0] // 2  # rows [3d pool | 2d pool], each e wide
+            return tf.concat([v[:e, :shape[1]], v[big_e:big_e + e, :shape[1]]], axis=0)
+        begin = [0] * len(shape)
+        if src.endswith(_TAPS):
+            for a in range(3):
+                k, kk = shape[a], big[a]
+                begin[a] = kk - k if (a == 0 and self.causal) else (kk - k) // 2
+        if begin == [0] * len(shape) and shape == big:
+            return tf.convert_to_tensor(v)
+        return tf.slice(tf.convert_to_tensor(v), begin, shape)
+
+    def values(self, spec: ArchSpec, model: Any) -> tuple[list, list]:
+        """(trainable, non-trainable) slices in `model`'s variable order; seed states kept as they are."""
+        layers = _layer_map(self.envelope, spec)
+
+        def get(w):
+            if "seed_generator" in w.path:
+                return w.value
+            return self.slice(w.path, w.shape, layers)
+
+        return [get(w) for w in model.trainable_variables], [get(w) for w in model.non_trainable_variables]
+
+    def model(self, spec: ArchSpec) -> Any:
+        """The (cached, at most `cache_size`) Keras model of `spec` whose graph a forward pass runs."""
+        from .builder import build_model
+
+        key = spec.replace(name="s")
+        if key not in self._models:
+            check_in_space(self.space, spec)
+            while len(self._models) >= self._cache_size:
+                self._models.popitem(last=False)
+            self._models[key] = build_model(key, num_classes=self.num_classes)
+        self._models.move_to_end(key)
+        return self._models[key]
+
+    def forward(self, spec: ArchSpec, x: Any, training: bool = False) -> tuple[Any, list]:
+        """(logits, new non-trainable values) of sub-network `spec` on clip batch `x`."""
+        model = self.model(spec)
+        tv, ntv = self.values(spec, model)
+        return model.stateless_call(tv, ntv, x, training=training)
+
+    def write_statistics(self, spec: ArchSpec, new_values: list) -> None:
+        """Store a sub-network's updated BN moving statistics into the leading slices they came from."""
+        import tensorflow as tf
+
+        model = self.model(spec)
+        layers = _layer_map(self.envelope, spec)
+        for w, value in zip(model.non_trainable_variables, new_values):
+            if "seed_generator" in w.path:
+                continue
+            v = self.variables[self.source(w.path, layers)]
+            n = int(w.shape[0])
+            v.assign(tf.concat([tf.cast(value, v.dtype), tf.convert_to_tensor(v)[n:]], 0) if n < v.shape[0]
+                     else tf.cast(value, v.dtype))
+
+    def describe(self) -> str:
+        n = sum(math.prod(v.shape) for v in self.variables.values())
+        return (f"supernet of space {self.space.name!r}: {n:,} shared weights, largest sub-network "
+                f"{self.largest.num_layers} layers, smallest {self.smallest.num_layers}")
+
+
+def extract(supernet: Supernet, spec: ArchSpec, mode: str = "base", **build_args: Any) -> Any:
+    """`build_model(spec, supernet.num_classes, mode, **build_args)` holding the shared weights.
+
+    mode "stream" (causal spaces) gives the stream model of the same weights. Raises SpecError when
+    `spec` is not a point of the supernet's space.
+    """
+    import numpy as np
+
+    from .builder import build_model
+
+    check_in_space(supernet.space, spec)
+    base = build_model(spec, num_classes=supernet.num_classes, **build_args)
+    tv, ntv = supernet.values(spec, base)
+    for w, value in zip(base.trainable_variables + base.non_trainable_variables, tv + ntv):
+        w.assign(np.asarray(value))
+    if mode == "base":
+        return base
+    stream = build_model(spec, num_classes=supernet.num_classes, mode=mode, **build_args)
+    stream.set_weights(base.get_weights())
+    return stream
+
+
+__all__ = ["STRUCTURAL", "Supernet", "check_in_space", "check_space", "envelope", "extract", "extreme_params"]
