@@ -6,6 +6,7 @@ Each stage is `(out_filters, "expand/TxHxW[/sTxHxW] ...")`, the notation of
 
 from __future__ import annotations
 
+from . import validate as v
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem
 
 # name: (stem filters, stages, head filters, base dropout, stream dropout, paper frames, resolution)
@@ -67,16 +68,11 @@ _TABLES: dict[str, tuple] = {
 PRESETS = tuple(_TABLES)
 
 
-def _triple(text: str) -> tuple[int, int, int]:
-    t, h, w = (int(v) for v in text.split("x"))
-    return (t, h, w)
-
-
 def parse_block(code: str) -> Block:
     """`"184/5x3x3/s1x2x2"` → `Block(expand=184, kernel=(5, 3, 3), strides=(1, 2, 2))`."""
     parts = code.split("/")
-    strides = _triple(parts[2][1:]) if len(parts) > 2 else (1, 1, 1)
-    return Block(expand=int(parts[0]), kernel=_triple(parts[1]), strides=strides)
+    strides = v.triple(parts[2][1:], "strides", what="stride") if len(parts) > 2 else (1, 1, 1)
+    return Block(expand=int(parts[0]), kernel=v.triple(parts[1], "kernel"), strides=strides)
 
 
 def movinet(name: str, stream: bool = False, positional_encoding: bool | None = None) -> ArchSpec:
@@ -85,9 +81,9 @@ def movinet(name: str, stream: bool = False, positional_encoding: bool | None = 
     Stream variants use 2+1D convs, 2plus3d SE, hard-swish and hard-sigmoid as the official stream
     configs do; `positional_encoding` defaults to on for A3–A5 stream, as there.
     """
-    key = str(name).lower().removeprefix("movinet-").removeprefix("movinet_")
+    key = str(name).lower().removeprefix("movinet-").removeprefix("movinet_") if isinstance(name, str) else None
     if key not in _TABLES:
-        raise SpecError(f"preset {name!r}: unknown, allowed: {', '.join(PRESETS)}")
+        raise SpecError(f"preset {v.quote(name)}: unknown, allowed: {', '.join(PRESETS)}")
     stem, stages, head, drop_base, drop_stream, frames, res = _TABLES[key]
     spec_stages = tuple(
         Stage(filters=out, blocks=tuple(parse_block(c) for c in codes.split())) for out, codes in stages
@@ -114,6 +110,8 @@ def movinet(name: str, stream: bool = False, positional_encoding: bool | None = 
 
 def preset_from_name(text: str) -> ArchSpec:
     """`a0`, `a2-stream`, `movinet-a3-stream` → the preset spec."""
+    if not isinstance(text, str):
+        raise SpecError(f"preset {v.quote(text)}: unknown, allowed: {', '.join(PRESETS)} (or NAME-stream)")
     key = text.lower().removeprefix("movinet-")
     stream = key.endswith("-stream") or key.endswith("_stream")
     if stream:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from . import validate as v
 from .space_schema import (
     BUILTIN_SPACES,
     OPTION_DEFAULTS,
@@ -42,9 +43,9 @@ class SearchSpace:
     stages: tuple[StageSpace, ...]
     stem: StemSpace = StemSpace()
     head: HeadSpace = HeadSpace()
-    name: str = "custom"
-    frames: tuple[int, ...] = (8,)
-    resolution: tuple[int, ...] = (172,)
+    name: str = ArchSpec.name
+    frames: tuple[int, ...] = (ArchSpec.frames,)  # the defaults of ArchSpec
+    resolution: tuple[int, ...] = (ArchSpec.resolution,)
     width_mult: tuple[float, ...] = (1.0,)
     options: dict[str, tuple] = field(default_factory=dict, hash=False)  # ArchSpec option -> choices
 
@@ -62,12 +63,9 @@ class SearchSpace:
     def from_yaml(cls, source: str | Path = "paper") -> SearchSpace:
         """A built-in space name (`paper`, `small`), a YAML file path, or YAML text."""
         text, where = read_source(source)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{where}: not valid YAML ({exc})") from None
+        data = v.load_yaml(text, where, error=SpecError)
         if isinstance(data, str) and "\n" not in text.strip():
-            raise SpecError(f"search space {text.strip()!r}: not a built-in space "
+            raise SpecError(f"search space {v.quote(text.strip())}: not a built-in space "
                             f"({', '.join(BUILTIN_SPACES)}), a YAML file or YAML text")
         try:
             return cls.from_dict(data)
@@ -126,22 +124,26 @@ class SearchSpace:
         """Exact number of distinct architectures (`ArchSpec`s): masked slots do not multiply and
         choices that round to the same filters count once."""
         n = math.prod(len(self._axes[k]) for k in ("frames", "resolution", *OPTIONS))
-        parts = [(self.stem.width, self.stem.width_mult)] + [(s.width, s.width_mult) for s in self.stages]
-        # Per global multiplier the reachable filters of each part form a product set; the distinct
-        # width tuples are the union of those products, summed by inclusion-exclusion.
-        products = list({tuple(frozenset(_filters(w, g, m) for m in mults) for w, mults in parts)
-                         for g in self.width_mult})
-        total = 0
-        for r in range(1, len(products) + 1):
-            for combo in itertools.combinations(products, r):
-                term = 1
-                for i in range(len(parts)):
-                    common = frozenset.intersection(*(p[i] for p in combo))
-                    term *= len(common) if i == 0 else sum(_stage_count(self.stages[i - 1], f) for f in common)
-                    if not term:
-                        break
-                total += term if r % 2 else -term
-        return n * total
+        # A distinct architecture is one filters value per part (stem, stages) with a block sequence
+        # per stage; it exists when some global multiplier reaches all its filters. Walk the parts
+        # keeping, per set (bitmask) of multipliers still consistent, the number of partial choices:
+        # each tuple of filters follows one path, so it is counted once, in polynomial time.
+        states = {(1 << len(self.width_mult)) - 1: 1}
+        parts = [(self.stem.width, self.stem.width_mult, None)] + [(s.width, s.width_mult, s) for s in self.stages]
+        for width, mults, stage in parts:
+            reached: dict[int, int] = {}  # filters -> bitmask of global multipliers reaching them
+            for gi, g in enumerate(self.width_mult):
+                for m in mults:
+                    f = _filters(width, g, m)
+                    reached[f] = reached.get(f, 0) | (1 << gi)
+            weight = {f: 1 if stage is None else _stage_count(stage, f) for f in reached}
+            nxt: dict[int, int] = {}
+            for mask, count in states.items():
+                for f, gm in reached.items():
+                    if mask & gm:
+                        nxt[mask & gm] = nxt.get(mask & gm, 0) + count * weight[f]
+            states = nxt
+        return n * sum(states.values())
 
     # -- sampling --------------------------------------------------------------------------------
     def sample(self, source: Any, name: str = "sampled") -> ArchSpec:
@@ -254,7 +256,7 @@ def _picker(source: Any):
         return source.randrange
     if hasattr(source, "integers"):  # numpy.random.Generator
         return lambda n: int(source.integers(n))
-    raise TypeError(f"sample: {type(source).__name__}, must be an Optuna trial, a numpy Generator, "
+    raise SpecError(f"sample: {v.quote(source)}, must be an Optuna trial, a numpy Generator, "
                     "a random.Random or an int seed")
 
 
@@ -265,6 +267,12 @@ def _check_combinations(space: SearchSpace) -> None:
             if st.strides[0] != 1:
                 raise SpecError(f"stages[{i}].strides: temporal stride {st.strides[0]}, must be 1 when causal")
     axes = space._axes
+    try:  # the widest point: every width, depth and ratio at its largest must still be a valid spec
+        space._build(lambda k: OPTION_DEFAULTS[k] if k in OPTIONS else max(axes[k]) if "kernel" not in k
+                     else axes[k][0], "largest")
+    except SpecError as exc:
+        raise SpecError(f"{exc} (in the space's widest architecture: reduce the widths, multipliers or "
+                        "ratios)") from None
     probe = space._build(lambda k: OPTION_DEFAULTS[k] if k in OPTIONS else axes[k][0], "probe")
     names = [k for k in OPTIONS if len(space.options[k]) > 1]
     for combo in itertools.product(*(space.options[k] for k in names)):

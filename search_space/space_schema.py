@@ -10,9 +10,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .spec import ArchSpec, SpecError
+from . import validate as v
+from .spec import MAX_CHANNELS, MAX_FRAMES, MAX_KERNEL, MAX_RESOLUTION, ArchSpec, SpecError
 
-BUILTIN_SPACES = ("paper", "small")
+BUILTIN_SPACES = ("paper", "small")  # search_space/spaces/<name>.yaml
+
+# What a space may ask for: beyond these, counting, sampling or building would not finish.
+MAX_CHOICES = 64  # per axis
+MAX_STAGES = 16
+MAX_STAGE_DEPTH = 32  # layers per stage
+MAX_MULT = 100.0  # width multipliers, expansion and head ratios
 
 Triple = tuple[int, int, int]
 
@@ -69,83 +76,53 @@ _HEAD = ("filters", "ratio", "hidden")
 
 
 def read_source(source: str | Path) -> tuple[str, str]:
-    if isinstance(source, Path):
-        if not source.is_file():
-            raise SpecError(f"{source}: no such file")
-        return source.read_text(), str(source)
-    text = str(source)
-    key = text.strip()
-    if "\n" in key:
-        return text, "search space"
-    if key in BUILTIN_SPACES:
-        path = resources.files("search_space") / "spaces" / f"{key}.yaml"
-        return path.read_text(), f"{key}.yaml"
-    if key.endswith((".yaml", ".yml")) or Path(key).is_file():
-        if not Path(key).is_file():
-            raise SpecError(f"{key}: no such file")
-        return Path(key).read_text(), key
-    return text, "search space"
+    """(YAML text, name for messages) of a built-in space name, a file path or YAML text."""
+    if isinstance(source, str) and source.strip() in BUILTIN_SPACES:
+        key = source.strip()
+        return (resources.files("search_space") / "spaces" / f"{key}.yaml").read_text(), f"{key}.yaml"
+    return v.path_or_text(source, "search space", error=SpecError)
 
 
-def _mapping(path: str, data: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(data, dict):
-        raise SpecError(f"{path or 'search space'}: {type(data).__name__}, must be a mapping")
-    for key in data:
-        if key not in allowed:
-            raise SpecError(f"{path + '.' if path else ''}{key}: unknown field, allowed: {', '.join(allowed)}")
-    for key in required:
-        if key not in data:
-            raise SpecError(f"{path + '.' if path else ''}{key}: missing")
-    return data
+def _mapping(value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    if not isinstance(value, dict):
+        raise SpecError(f"{path or 'search space'}: {v.quote(value)}, must be a mapping")
+    return v.mapping(value, path, allowed, required, error=SpecError)
 
 
-def _int(path: str, value: Any, lo: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{path}: {value!r}, must be an integer >= {lo}")
-    if value < lo:
-        raise SpecError(f"{path}: {value}, must be >= {lo}")
-    return value
+def _int(hi: int):
+    return lambda value, path: v.integer(value, path, 1, hi, error=SpecError)
 
 
-def _positive(path: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise SpecError(f"{path}: {value!r}, must be a number > 0")
-    return float(value)
+def _positive(value: Any, path: str) -> float:
+    return float(v.number(value, path, 0, MAX_MULT, lo_open=True, error=SpecError))
 
 
-def parse_triple(path: str, value: Any) -> Triple:
-    """'TxHxW' or [t, h, w], every size >= 1."""
-    parts = value.lower().split("x") if isinstance(value, str) else value
-    try:
-        if not isinstance(parts, (list, tuple)) or len(parts) != 3:
-            raise ValueError
-        out = tuple(int(p) if isinstance(p, str) else p for p in parts)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in out):
-            raise ValueError
-    except ValueError:
-        raise SpecError(f"{path}: {value!r}, must be 'TxHxW' (three integers >= 1, e.g. '3x3x3')") from None
-    return out  # type: ignore[return-value]
+def parse_triple(value: Any, path: str) -> Triple:
+    """'TxHxW' or [t, h, w] (or one integer for all three), every size in [1, MAX_KERNEL]."""
+    return v.triple(value, path, 1, MAX_KERNEL, "stride" if path.endswith("strides") else "size", error=SpecError)
 
 
-def _choices(path: str, value: Any, item) -> tuple:
-    """A value or a list of choices, each checked by `item(path, v)`; no duplicates."""
+def _choices(value: Any, path: str, item) -> tuple:
+    """A value or a list of at most MAX_CHOICES choices, each checked by `item(v, path)`; no duplicates."""
     if not isinstance(value, (list, tuple)):
-        return (item(path, value),)
+        return (item(value, path),)
     if not value:
         raise SpecError(f"{path}: empty, must list at least one choice")
-    out = tuple(item(f"{path}[{i}]", v) for i, v in enumerate(value))
-    for i, v in enumerate(out):
-        if v in out[:i]:
-            raise SpecError(f"{path}[{i}]: {value[i]!r} listed twice")
+    if len(value) > MAX_CHOICES:
+        raise SpecError(f"{path}: {len(value)} choices, at most {MAX_CHOICES} allowed")
+    out = tuple(item(x, f"{path}[{i}]") for i, x in enumerate(value))
+    for i, x in enumerate(out):
+        if x in out[:i]:
+            raise SpecError(f"{path}[{i}]: {v.quote(value[i])} listed twice")
     return out
 
 
-def _depth(path: str, value: Any) -> tuple[int, int]:
+def _depth(value: Any, path: str) -> tuple[int, int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value, value]
     if not (isinstance(value, (list, tuple)) and len(value) == 2):
-        raise SpecError(f"{path}: {value!r}, must be an integer or [min, max]")
-    lo, hi = (_int(f"{path}[{i}]", v) for i, v in enumerate(value))
+        raise SpecError(f"{path}: {v.quote(value)}, must be an integer or [min, max]")
+    lo, hi = (_int(MAX_STAGE_DEPTH)(x, f"{path}[{i}]") for i, x in enumerate(value))
     if lo > hi:
         raise SpecError(f"{path}: [{lo}, {hi}], min must be <= max")
     return lo, hi
@@ -154,62 +131,69 @@ def _depth(path: str, value: Any) -> tuple[int, int]:
 def _option(name: str):
     default = OPTION_DEFAULTS[name]
 
-    def item(path: str, v: Any) -> Any:  # values are checked by ArchSpec in _check_combinations
-        if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
-            return float(v)
-        if v is None or isinstance(v, (list, dict)):
-            raise SpecError(f"{path}: {v!r}, must be a single value (default {default!r})")
-        return v
+    def item(x: Any, path: str) -> Any:  # values are checked by ArchSpec in _check_combinations
+        if isinstance(default, float) and isinstance(x, int) and not isinstance(x, bool):
+            return float(x)
+        if x is None or isinstance(x, (list, dict)):
+            raise SpecError(f"{path}: {v.quote(x)}, must be a single value (default {default!r})")
+        return x
 
     return item
 
 
+_STEM_D, _HEAD_D, _STAGE_D = StemSpace(), HeadSpace(), {f.name: f.default for f in fields(StageSpace)}
+
+
 def parse_space(data: Any) -> dict[str, Any]:
     """Validate a search-space dict; return the keyword arguments of `SearchSpace`."""
-    top = _mapping("", data, _TOP, required=("stages",))
-    stem = _mapping("stem", top.get("stem", {}), _STEM)
-    head = _mapping("head", top.get("head", {}), _HEAD)
+    top = _mapping(data, "", _TOP, required=("stages",))
+    v.check_size(data, "search space", error=SpecError)
+    stem = _mapping(top.get("stem", {}), "stem", _STEM)
+    head = _mapping(top.get("head", {}), "head", _HEAD)
     stages_raw = top["stages"]
-    if not isinstance(stages_raw, list) or not stages_raw:
-        raise SpecError(f"stages: {stages_raw!r}, must be a non-empty list of stages")
+    if not isinstance(stages_raw, list) or not stages_raw or len(stages_raw) > MAX_STAGES:
+        raise SpecError(f"stages: {v.quote(stages_raw)}, must be a non-empty list of at most {MAX_STAGES} stages")
     stages = []
     for i, raw in enumerate(stages_raw):
         p = f"stages[{i}]"
-        st = _mapping(p, raw, _STAGE, required=("width", "depth", "kernels", "expand_ratios"))
+        st = _mapping(raw, p, _STAGE, required=("width", "depth", "kernels", "expand_ratios"))
         stages.append(StageSpace(
-            width=_int(f"{p}.width", st["width"]),
-            depth=_depth(f"{p}.depth", st["depth"]),
-            kernels=_choices(f"{p}.kernels", st["kernels"], parse_triple),
-            expand_ratios=_choices(f"{p}.expand_ratios", st["expand_ratios"], _positive),
-            width_mult=_choices(f"{p}.width_mult", st.get("width_mult", 1.0), _positive),
-            strides=parse_triple(f"{p}.strides", st.get("strides", "1x1x1")),
+            width=_int(MAX_CHANNELS)(st["width"], f"{p}.width"),
+            depth=_depth(st["depth"], f"{p}.depth"),
+            kernels=_choices(st["kernels"], f"{p}.kernels", parse_triple),
+            expand_ratios=_choices(st["expand_ratios"], f"{p}.expand_ratios", _positive),
+            width_mult=_choices(st.get("width_mult", _STAGE_D["width_mult"]), f"{p}.width_mult", _positive),
+            strides=parse_triple(st.get("strides", _STAGE_D["strides"]), f"{p}.strides"),
         ))
     filters, ratio = head.get("filters"), head.get("ratio")
     if filters is not None and ratio is not None:
         raise SpecError("head: give filters or ratio, not both")
-    name = top.get("name", "custom")
-    if not isinstance(name, str):
-        raise SpecError(f"name: {name!r}, must be a string")
     return dict(
         stages=tuple(stages),
         stem=StemSpace(
-            width=_int("stem.width", stem.get("width", 16)),
-            width_mult=_choices("stem.width_mult", stem.get("width_mult", 1.0), _positive),
-            kernel=parse_triple("stem.kernel", stem.get("kernel", "1x3x3")),
-            strides=parse_triple("stem.strides", stem.get("strides", "1x2x2")),
+            width=_int(MAX_CHANNELS)(stem.get("width", _STEM_D.width), "stem.width"),
+            width_mult=_choices(stem.get("width_mult", _STEM_D.width_mult), "stem.width_mult", _positive),
+            kernel=parse_triple(stem.get("kernel", _STEM_D.kernel), "stem.kernel"),
+            strides=parse_triple(stem.get("strides", _STEM_D.strides), "stem.strides"),
         ),
         head=HeadSpace(
-            filters=None if filters is None else _int("head.filters", filters),
-            ratio=None if filters is not None else _positive("head.ratio", 4.45 if ratio is None else ratio),
-            hidden=_int("head.hidden", head.get("hidden", 2048)),
+            filters=None if filters is None else _int(MAX_CHANNELS)(filters, "head.filters"),
+            ratio=None if filters is not None else _positive(_HEAD_D.ratio if ratio is None else ratio, "head.ratio"),
+            hidden=_int(MAX_CHANNELS)(head.get("hidden", _HEAD_D.hidden), "head.hidden"),
         ),
-        name=name,
-        frames=_choices("frames", top.get("frames", 8), _int),
-        resolution=_choices("resolution", top.get("resolution", 172), _int),
-        width_mult=_choices("width_mult", top.get("width_mult", 1.0), _positive),
-        options={k: _choices(k, top[k], _option(k)) for k in OPTIONS if k in top},
+        options={k: _choices(top[k], k, _option(k)) for k in OPTIONS if k in top},
+        **{k: check(top[k], k) for k, check in _GLOBAL.items() if k in top},  # absent: SearchSpace's defaults
     )
 
 
-__all__ = ["BUILTIN_SPACES", "OPTIONS", "OPTION_DEFAULTS", "HeadSpace", "StageSpace", "StemSpace",
-           "kstr", "parse_space", "parse_triple", "read_source"]
+_GLOBAL = {
+    "name": lambda x, path: v.string(x, path, error=SpecError),
+    "frames": lambda x, path: _choices(x, path, _int(MAX_FRAMES)),
+    "resolution": lambda x, path: _choices(x, path, _int(MAX_RESOLUTION)),
+    "width_mult": lambda x, path: _choices(x, path, _positive),
+}
+
+
+__all__ = ["BUILTIN_SPACES", "MAX_CHOICES", "MAX_STAGES", "MAX_STAGE_DEPTH", "MAX_MULT", "OPTIONS",
+           "OPTION_DEFAULTS", "HeadSpace", "StageSpace", "StemSpace", "kstr", "parse_space", "parse_triple",
+           "read_source"]

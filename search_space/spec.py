@@ -8,11 +8,13 @@ validates and names the path of a bad field (``stages[2].blocks[1].kernel``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from . import validate as v
 
 CONV_TYPES = ("3d", "2plus1d", "3d_2plus1d")
 SE_TYPES = ("3d", "2d", "2plus3d", "none")
@@ -123,11 +125,8 @@ class ArchSpec:
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> ArchSpec:
         """Read a spec from a YAML file path or from YAML text."""
-        text, where = _read_text(path_or_text)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"{where}: not valid YAML ({exc})") from None
+        text, where = v.path_or_text(path_or_text, "spec", error=SpecError)
+        data = v.load_yaml(text, where, error=SpecError)
         try:
             return cls.from_dict(data)
         except SpecError as exc:
@@ -146,86 +145,81 @@ class ArchSpec:
 # validation
 
 
-def _check_int(path: str, value: Any, lo: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"{path}: {value!r} is not an integer")
-    if value < lo:
-        raise SpecError(f"{path}: {value}, must be >= {lo}")
+MAX_CHANNELS = 100_000  # filters, expansion and hidden widths
+MAX_KERNEL = 64  # kernel sizes and strides, per axis
+MAX_FRAMES = 10_000
+MAX_RESOLUTION = 4096
 
 
-def _check_triple(path: str, value: Any, what: str) -> None:
+def _int(value: Any, path: str, hi: int = MAX_CHANNELS) -> None:
+    v.integer(value, path, 1, hi, error=SpecError)
+
+
+def _triple(value: Any, path: str, what: str) -> None:
     if not (isinstance(value, tuple) and len(value) == 3):
-        raise SpecError(f"{path}: {value!r}, must be 3 integers (t, h, w)")
-    for axis, v in zip(("temporal", "height", "width"), value):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise SpecError(f"{path}: {axis} {what} {v!r} is not an integer")
-        if v < 1:
-            raise SpecError(f"{path}: {axis} {what} {v}, must be >= 1")
+        raise SpecError(f"{path}: {v.quote(value)}, must be 3 integers (t, h, w)")
+    for axis, x in zip(("temporal", "height", "width"), value):
+        v.integer(x, f"{path}: {axis} {what}", 1, MAX_KERNEL, error=SpecError)
 
 
-def _check_choice(path: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SpecError(f"{path}: {value!r}, must be one of {', '.join(allowed)}")
+def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
+    v.choice(value, path, allowed, error=SpecError)
 
 
-def _check_float(path: str, value: Any, lo: float, hi: float, hi_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{path}: {value!r} is not a number")
-    bad = value < lo or (value >= hi if hi_open else value > hi)
-    if bad:
-        close = ")" if hi_open else "]"
-        raise SpecError(f"{path}: {value}, must be in [{lo}, {hi}{close}")
+def _float(value: Any, path: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
+    v.number(value, path, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SpecError)
 
 
 def validate(spec: ArchSpec) -> None:
     """Raise `SpecError` naming the first bad field of `spec`."""
-    _check_int("stem.filters", spec.stem.filters)
-    _check_triple("stem.kernel", spec.stem.kernel, "size")
-    _check_triple("stem.strides", spec.stem.strides, "stride")
+    _int(spec.stem.filters, "stem.filters")
+    _triple(spec.stem.kernel, "stem.kernel", "size")
+    _triple(spec.stem.strides, "stem.strides", "stride")
+    v.boolean(spec.causal, "causal", error=SpecError)
     if spec.causal and (spec.stem.kernel[0] != 1 or spec.stem.strides[0] != 1):
         raise SpecError(f"stem: temporal kernel {spec.stem.kernel[0]} and stride {spec.stem.strides[0]}, "
                         "must both be 1 when causal")
+    if not isinstance(spec.stages, tuple):
+        raise SpecError(f"stages: {v.quote(spec.stages)}, must be a list of stages")
     if not spec.stages:
         raise SpecError("stages: empty, must hold at least one stage")
     for i, stage in enumerate(spec.stages):
-        _check_int(f"stages[{i}].filters", stage.filters)
+        if not isinstance(stage, Stage):
+            raise SpecError(f"stages[{i}]: {v.quote(stage)}, must be a Stage")
+        _int(stage.filters, f"stages[{i}].filters")
+        if not isinstance(stage.blocks, tuple):
+            raise SpecError(f"stages[{i}].blocks: {v.quote(stage.blocks)}, must be a list of blocks")
         if not stage.blocks:
             raise SpecError(f"stages[{i}].blocks: empty stage, must hold at least one block")
         for j, block in enumerate(stage.blocks):
             p = f"stages[{i}].blocks[{j}]"
-            _check_int(f"{p}.expand", block.expand)
-            _check_triple(f"{p}.kernel", block.kernel, "size")
-            _check_triple(f"{p}.strides", block.strides, "stride")
+            if not isinstance(block, Block):
+                raise SpecError(f"{p}: {v.quote(block)}, must be a Block")
+            _int(block.expand, f"{p}.expand")
+            _triple(block.kernel, f"{p}.kernel", "size")
+            _triple(block.strides, f"{p}.strides", "stride")
             if spec.causal and block.strides[0] != 1:
                 raise SpecError(f"{p}.strides: temporal stride {block.strides[0]}, must be 1 when causal")
-    _check_int("head.filters", spec.head.filters)
-    _check_int("head.hidden", spec.head.hidden)
-    _check_choice("conv_type", spec.conv_type, CONV_TYPES)
-    _check_choice("se_type", spec.se_type, SE_TYPES)
-    _check_choice("activation", spec.activation, ACTIVATIONS)
-    _check_choice("classifier_activation", spec.classifier_activation, ACTIVATIONS)
-    _check_choice("gating_activation", spec.gating_activation, GATINGS)
-    if not isinstance(spec.causal, bool):
-        raise SpecError(f"causal: {spec.causal!r}, must be true or false")
-    if not isinstance(spec.positional_encoding, bool):
-        raise SpecError(f"positional_encoding: {spec.positional_encoding!r}, must be true or false")
+    _int(spec.head.filters, "head.filters")
+    _int(spec.head.hidden, "head.hidden")
+    _choice(spec.conv_type, "conv_type", CONV_TYPES)
+    _choice(spec.se_type, "se_type", SE_TYPES)
+    _choice(spec.activation, "activation", ACTIVATIONS)
+    _choice(spec.classifier_activation, "classifier_activation", ACTIVATIONS)
+    _choice(spec.gating_activation, "gating_activation", GATINGS)
+    v.boolean(spec.positional_encoding, "positional_encoding", error=SpecError)
     if spec.positional_encoding and not spec.causal:
         raise SpecError("positional_encoding: true needs causal: true")
     if spec.positional_encoding and spec.se_type == "none":
         raise SpecError("positional_encoding: true needs an SE type other than 'none'")
-    _check_float("se_ratio", spec.se_ratio, 0.0, 1.0)
-    if spec.se_ratio <= 0:
-        raise SpecError(f"se_ratio: {spec.se_ratio}, must be > 0")
-    _check_float("bn_momentum", spec.bn_momentum, 0.0, 1.0, hi_open=True)
-    _check_float("bn_epsilon", spec.bn_epsilon, 0.0, 1.0)
-    if spec.bn_epsilon <= 0:
-        raise SpecError(f"bn_epsilon: {spec.bn_epsilon}, must be > 0")
-    _check_float("dropout", spec.dropout, 0.0, 1.0, hi_open=True)
-    _check_float("stochastic_depth", spec.stochastic_depth, 0.0, 1.0, hi_open=True)
-    _check_int("frames", spec.frames)
-    _check_int("resolution", spec.resolution)
-    if not isinstance(spec.name, str):
-        raise SpecError(f"name: {spec.name!r}, must be a string")
+    _float(spec.se_ratio, "se_ratio", 0.0, 1.0, lo_open=True)
+    _float(spec.bn_momentum, "bn_momentum", 0.0, 1.0, hi_open=True)
+    _float(spec.bn_epsilon, "bn_epsilon", 0.0, 1.0, lo_open=True)
+    _float(spec.dropout, "dropout", 0.0, 1.0, hi_open=True)
+    _float(spec.stochastic_depth, "stochastic_depth", 0.0, 1.0, hi_open=True)
+    v.integer(spec.frames, "frames", 1, MAX_FRAMES, error=SpecError)
+    v.integer(spec.resolution, "resolution", 1, MAX_RESOLUTION, error=SpecError)
+    v.string(spec.name, "name", error=SpecError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,82 +234,39 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def _read_text(path_or_text: str | Path) -> tuple[str, str]:
-    """Return (text, name for messages). A Path, or a one-line string naming a file, is read."""
-    if isinstance(path_or_text, Path):
-        if not path_or_text.is_file():
-            raise SpecError(f"{path_or_text}: no such file")
-        return path_or_text.read_text(), str(path_or_text)
-    text = str(path_or_text)
-    if "\n" not in text and text.strip().endswith((".yaml", ".yml")):
-        p = Path(text.strip())
-        if not p.is_file():
-            raise SpecError(f"{p}: no such file")
-        return p.read_text(), str(p)
-    return text, "spec"
-
-
-def _mapping(path: str, data: Any, cls: type) -> dict[str, Any]:
-    """Check `data` is a mapping whose keys are fields of `cls`; name a misspelled one."""
+def _mapping(data: Any, path: str, cls: type) -> dict[str, Any]:
+    """Check `data` is a mapping whose keys are fields of `cls`; name a misspelled or missing one."""
+    names, required = v.dataclass_fields(cls)
     if not isinstance(data, dict):
-        raise SpecError(f"{path or 'spec'}: {type(data).__name__}, must be a mapping")
-    names = [f.name for f in fields(cls)]
-    for key in data:
-        if key not in names:
-            where = f"{path}.{key}" if path else str(key)
-            raise SpecError(f"{where}: unknown field, allowed: {', '.join(names)}")
-    required = [
-        f.name
-        for f in fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
-    for key in required:
-        if key not in data:
-            where = f"{path}.{key}" if path else key
-            raise SpecError(f"{where}: missing")
-    return data
+        raise SpecError(f"{path or 'spec'}: {v.quote(data)}, must be a mapping")
+    return v.mapping(data, path, names, required, error=SpecError)
 
 
-def _triple(path: str, value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value, value)
-    if isinstance(value, str):  # "3x3x3"
-        try:
-            parts = tuple(int(p) for p in value.lower().split("x"))
-        except ValueError:
-            raise SpecError(f"{path}: {value!r}, must be 3 integers (t, h, w) or 'TxHxW'") from None
-        value = parts
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    raise SpecError(f"{path}: {value!r}, must be 3 integers (t, h, w)")
+def _triple_of(value: Any, path: str) -> Any:
+    return v.triple(value, path, 1, MAX_KERNEL, "stride" if path.endswith("strides") else "size", error=SpecError)
 
 
 def _arch_from_dict(data: Any) -> ArchSpec:
-    top = dict(_mapping("", data, ArchSpec))
-    stem = dict(_mapping("stem", top["stem"], Stem))
+    v.check_size(data, "spec", error=SpecError)
+    top = dict(_mapping(data, "", ArchSpec))
+    stem = dict(_mapping(top["stem"], "stem", Stem))
     for k in ("kernel", "strides"):
         if k in stem:
-            stem[k] = _triple(f"stem.{k}", stem[k])
-    stages_raw = top["stages"]
-    if not isinstance(stages_raw, (list, tuple)):
-        raise SpecError(f"stages: {type(stages_raw).__name__}, must be a list")
+            stem[k] = _triple_of(stem[k], f"stem.{k}")
     stages = []
-    for i, st in enumerate(stages_raw):
-        st = dict(_mapping(f"stages[{i}]", st, Stage))
-        blocks_raw = st["blocks"]
-        if not isinstance(blocks_raw, (list, tuple)):
-            raise SpecError(f"stages[{i}].blocks: {type(blocks_raw).__name__}, must be a list")
+    for i, st in enumerate(v.sequence(top["stages"], "stages", error=SpecError)):
+        st = dict(_mapping(st, f"stages[{i}]", Stage))
         blocks = []
-        for j, b in enumerate(blocks_raw):
-            b = dict(_mapping(f"stages[{i}].blocks[{j}]", b, Block))
+        for j, b in enumerate(v.sequence(st["blocks"], f"stages[{i}].blocks", error=SpecError)):
+            b = dict(_mapping(b, f"stages[{i}].blocks[{j}]", Block))
             for k in ("kernel", "strides"):
                 if k in b:
-                    b[k] = _triple(f"stages[{i}].blocks[{j}].{k}", b[k])
+                    b[k] = _triple_of(b[k], f"stages[{i}].blocks[{j}].{k}")
             blocks.append(Block(**b))
         stages.append(Stage(filters=st["filters"], blocks=tuple(blocks)))
     top["stem"] = Stem(**stem)
     top["stages"] = tuple(stages)
-    top["head"] = Head(**_mapping("head", top["head"], Head))
+    top["head"] = Head(**_mapping(top["head"], "head", Head))
     return ArchSpec(**top)
 
 

@@ -89,7 +89,7 @@ def test_sample_is_deterministic_for_a_seed():
 
 
 def test_sample_rejects_an_unknown_source():
-    with pytest.raises(TypeError, match="Optuna trial, a numpy Generator, a random.Random or an int seed"):
+    with pytest.raises(SpecError, match="Optuna trial, a numpy Generator, a random.Random or an int seed"):
         PAPER.sample("seed")
 
 
@@ -247,19 +247,19 @@ BAD = [
     (lambda d: d["stem"].update(widht=8), r"stem.widht: unknown field"),
     (lambda d: d["stages"][0].update(kernels=[]), r"stages\[0\].kernels: empty, must list at least one"),
     (lambda d: d["stages"][1].update(depth=[3, 2]), r"stages\[1\].depth: \[3, 2\], min must be <= max"),
-    (lambda d: d["stages"][1].update(depth=[0, 2]), r"stages\[1\].depth\[0\]: 0, must be >= 1"),
-    (lambda d: d["stages"][2].update(width=-8), r"stages\[2\].width: -8, must be >= 1"),
+    (lambda d: d["stages"][1].update(depth=[0, 2]), r"stages\[1\].depth\[0\]: 0, must be an integer in \[1, 32\]"),
+    (lambda d: d["stages"][2].update(width=-8), r"stages\[2\].width: -8, must be an integer in \[1, 100000\]"),
     (lambda d: d["stages"][0].update(kernels=["3x3x3", "3x3"]),
-     r"stages\[0\].kernels\[1\]: '3x3', must be 'TxHxW' \(three integers >= 1"),
+     r"stages\[0\].kernels\[1\]: '3x3', must be 'TxHxW' or \[t, h, w\] \(three integers in \[1, 64\]"),
     (lambda d: d["stages"][0].update(kernels=["3x3x3", "3x3x3"]), r"stages\[0\].kernels\[1\]: '3x3x3' listed twice"),
-    (lambda d: d["stages"][0].update(expand_ratios=[2, -1]), r"stages\[0\].expand_ratios\[1\]: -1, must be a number > 0"),
-    (lambda d: d.update(width_mult=0), r"^width_mult: 0, must be a number > 0"),
-    (lambda d: d.update(frames=[8, 8.5]), r"frames\[1\]: 8.5, must be an integer >= 1"),
+    (lambda d: d["stages"][0].update(expand_ratios=[2, -1]), r"stages\[0\].expand_ratios\[1\]: -1, must be a number in \(0, 100.0\]"),
+    (lambda d: d.update(width_mult=0), r"^width_mult: 0, must be a number in \(0, 100.0\]"),
+    (lambda d: d.update(frames=[8, 8.5]), r"frames\[1\]: 8.5, must be an integer in \[1, 10000\]"),
     (lambda d: d.update(stages=[]), r"stages: \[\], must be a non-empty list"),
     (lambda d: d["stages"][0].pop("depth"), r"stages\[0\].depth: missing"),
     (lambda d: d.update(activation=["swish", "gelu"]),
      r"activation\[1\]: 'gelu', must be one of swish, hard_swish, relu"),
-    (lambda d: d.update(dropout=1.5), r"^dropout: 1.5, must be in \[0.0, 1.0\)"),
+    (lambda d: d.update(dropout=1.5), r"^dropout: 1.5, must be a number in \[0.0, 1.0\)"),
     (lambda d: d.update(causal=[False, True], positional_encoding=True),
      r"positional_encoding: true needs causal: true \(in the combination causal: False\)"),
     (lambda d: d.update(causal=True) or d["stages"][0].update(strides="2x2x2"), r"stages\[0\].strides: temporal stride 2, must be 1 when causal"),
