@@ -133,7 +133,7 @@ def export_model(
         with float32_policy():
             smodel = build_model(spec, num_classes, mode="stream", resolution=resolution, batch_size=1)
         smodel.set_weights(base.get_weights())
-        states = state_specs(smodel)
+        states = _state_tensor_specs(spec, resolution)
         manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
         if "keras" in formats:
             smodel.save(out / FILES["stream_keras"])
@@ -266,16 +266,17 @@ def load_tflite(path: str | Path, num_threads: int | None = None):
     return interpreter.get_signature_runner()
 
 
-def state_specs(stream_model) -> dict:
-    """{state name: tf.TensorSpec} of a stream model's inputs other than `image`."""
-    import tensorflow as tf
-
-    return {t.name: tf.TensorSpec(tuple(t.shape), t.dtype, name=t.name)
-            for t in stream_model.inputs if t.name != "image"}
-
-
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _state_tensor_specs(spec: ArchSpec, resolution: int) -> dict:
+    """{state name: tf.TensorSpec} with batch 1 of `spec`'s stream model at `resolution`."""
+    import tensorflow as tf
+
+    from search_space.stream import state_specs
+
+    return {n: tf.TensorSpec((1, *s.shape), s.dtype, name=n) for n, s in state_specs(spec, resolution).items()}
 
 
 @contextlib.contextmanager

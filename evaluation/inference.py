@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_space.stream import StateSpec, model_state_specs, zero_states
+
 from .export import FILES, float32_policy, load_tflite, read_manifest
 
 DEFAULT_RESOLUTION = 172
@@ -259,23 +261,6 @@ def _keras_fn(model) -> Callable:
     return tf.function(lambda x: model(x, training=False), input_signature=[specs])
 
 
-def model_state_specs(model) -> dict[str, tuple[tuple, str]]:
-    """{state name: (shape, dtype)} of a Keras stream model (its inputs other than `image`)."""
-    return {t.name: (tuple(t.shape), str(t.dtype)) for t in model.inputs if t.name != "image"}
-
-
-def zero_states(specs: dict[str, tuple[tuple, str]], batch_size: int = 1) -> dict[str, np.ndarray]:
-    """Zero arrays for {name: (shape, dtype)}; a None batch becomes `batch_size`."""
-    states = {}
-    for name, (shape, dtype) in specs.items():
-        dims = [batch_size if i == 0 and d is None else d for i, d in enumerate(shape)]
-        if any(d is None for d in dims):
-            raise ValueError(f"state {name}: shape {tuple(shape)} is not fully known; build the stream "
-                             f"model at a fixed resolution")
-        states[name] = np.zeros(dims, dtype=np.dtype(dtype))
-    return states
-
-
 def _from_keras(source: str, model) -> InferenceModel:
     names = [t.name for t in model.inputs]
     if len(names) > 1:  # a stream model: dict inputs `image` + states
@@ -324,7 +309,7 @@ def _from_signature(source: str, sig) -> InferenceModel:
         return {("logits" if k == key else k): v for k, v in out.items()}
 
     if len(inputs) > 1:
-        specs = {k: (tuple(s.shape), s.dtype.name) for k, s in inputs.items() if k != "image"}
+        specs = {k: StateSpec(tuple(s.shape)[1:], s.dtype.name) for k, s in inputs.items() if k != "image"}
         return _stream_model(source, step, specs, image, num_classes)
     return InferenceModel(source, num_classes, clip=lambda x: np.asarray(step({"image": x})["logits"]),
                           resolution=image[2], frames=image[1], why_no_stream="a clip model (no state inputs)")
@@ -345,7 +330,7 @@ def _from_tflite(source: str, runner) -> InferenceModel:
         return {("logits" if k == key else k): v for k, v in res.items()}
 
     if len(details) > 1:
-        specs = {k: (tuple(int(s) for s in d["shape"]), np.dtype(d["dtype"]).name)
+        specs = {k: StateSpec(tuple(int(s) for s in d["shape"][1:]), np.dtype(d["dtype"]).name)
                  for k, d in details.items() if k != "image"}
         return _stream_model(source, _one_frame_at_a_time(step, image[1]), specs, image, num_classes)
     return InferenceModel(source, num_classes, clip=lambda x: step({"image": x})["logits"],

@@ -88,6 +88,7 @@ class _Wiring:
         self.spec = spec
         self.impl = depthwise
         self.stream = stream
+        self.plan = walk(spec)
         self.state_inputs: dict = {}
         self.state_outputs: dict = {}
         if stream:
@@ -115,21 +116,20 @@ class _Wiring:
         self.state_outputs.update(zip(names, new))
         return y
 
-    def conv(self, x, kernel, strides, name, state=None, filters=None):
-        causal = self.spec.causal
-        layer = FrameConv3D(kernel, strides, filters=filters, causal=causal, implementation=self.impl,
+    def conv(self, x, kernel, strides, name, states=(), filters=None):
+        layer = FrameConv3D(kernel, strides, filters=filters, causal=self.spec.causal, implementation=self.impl,
                             name=name)
-        return self.stateful(layer, x, [state] if causal and kernel[0] > 1 else [])
+        return self.stateful(layer, x, states)
 
     # -- the network ------------------------------------------------------------------------------
     def network(self, image, num_classes):
         spec = self.spec
         x = self.conv(image, spec.stem.kernel, spec.stem.strides, "stem_conv", filters=spec.stem.filters)
         x = self.act(self.bn(x, "stem_bn"), "stem_act")
-        for lp in walk(spec).layers:
+        for lp in self.plan.layers:
             x = self.block(x, lp)
         x = self.act(self.bn(self.pointwise(x, spec.head.filters, "head_conv"), "head_bn"), "head_act")
-        x = self.stateful(HeadPool(name="head_pool"), x, ["head_sum", "head_count"])
+        x = self.stateful(HeadPool(name="head_pool"), x, [s.name for s in self.plan.head_states])
         x = keras.layers.Dense(spec.head.hidden, kernel_initializer="he_normal", name="classifier_hidden")(x)
         x = self.act(x, "classifier_act", spec.classifier_activation)
         x = keras.layers.Dropout(spec.dropout, name="classifier_dropout")(x)
@@ -144,23 +144,22 @@ class _Wiring:
         kt, kh, kw = lp.kernel
         st, sh, sw = lp.strides
         inputs = x
+        fed = {feeds: [s.name for s in lp.states if s.feeds == feeds] for feeds in ("temporal_conv", "se")}
         x = self.act(self.bn(self.pointwise(x, lp.expand, p + "expand"), p + "expand_bn"), p + "expand_act")
         if spec.conv_type == "3d":
-            x = self.conv(x, lp.kernel, lp.strides, p + "dw", state=p + "buffer")
+            x = self.conv(x, lp.kernel, lp.strides, p + "dw", fed["temporal_conv"])
             x = self.act(self.bn(x, p + "dw_bn"), p + "dw_act")
         else:  # 2plus1d / 3d_2plus1d: spatial 1×kh×kw, then temporal kt×1×1 with its own BN
             x = self.conv(x, (1, kh, kw), (st if kt == 1 else 1, sh, sw), p + "dw")
             x = self.act(self.bn(x, p + "dw_bn"), p + "dw_act")
             if kt > 1:
-                x = self.conv(x, (kt, 1, 1), (st, 1, 1), p + "dw_t", state=p + "buffer")
+                x = self.conv(x, (kt, 1, 1), (st, 1, 1), p + "dw_t", fed["temporal_conv"])
                 x = self.act(self.bn(x, p + "dw_t_bn"), p + "dw_t_act")
         if lp.se_in:
             se = SqueezeExcite(lp.expand, lp.se_hidden, pool=spec.se_type, causal=spec.causal,
                                activation=spec.activation, gating=spec.gating_activation,
                                positional_encoding=spec.positional_encoding, name=p + "se")
-            names = [p + "se_sum", p + "se_count"] if spec.causal and spec.se_type != "2d" else []
-            names += [p + "pe_count"] if spec.positional_encoding else []
-            x = self.stateful(se, x, names)
+            x = self.stateful(se, x, fed["se"])
         x = self.bn(self.pointwise(x, lp.c_out, p + "project"), p + "project_bn")
         x = LayerScale(name=p + "scale")(x)
         if lp.drop_rate > 0:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import validate as v
 from .plan import Plan, walk
-from .spec import ArchSpec
+from .spec import MAX_CHANNELS, MAX_FRAMES, MAX_RESOLUTION, NUM_CLASSES, ArchSpec, SpecError
 
 BYTES = 4  # float32
 
@@ -58,6 +59,9 @@ class Cost(NamedTuple):
         return d
 
 
+COST_NAMES = tuple(f for f in Cost._fields if f != "blocks")  # the one list of cost names
+
+
 def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, int, int, int, int, int]:
     """Sum over the inverted-bottleneck layers of `plan`: (params, macs, elementwise, peak elements,
     state floats, state counters, state tensors); append one `BlockCost` per layer to `parts`.
@@ -67,11 +71,10 @@ def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, i
     """
     split = spec.conv_type != "3d"
     one_vec = spec.se_type == "3d" and not spec.causal  # one pooled SE vector per clip, else per frame
-    cum_pool = spec.causal and spec.se_type in ("3d", "2plus3d")  # cumulative SE pool carries state
     pos = 1 if spec.positional_encoding else 0
-    causal = spec.causal
     params = macs = ew = peak = floats = counters = tensors = 0
-    for (_, si, bi, c_in, c_out, e, kernel, strides, in_shape, out_shape, skip_conv, se_in, h, _) in plan.layers:
+    for (_, si, bi, c_in, c_out, e, kernel, strides, in_shape, out_shape, skip_conv, se_in, h, _,
+         states) in plan.layers:
         kt, kh, kw = kernel
         ti, hi, wi = in_shape
         to, ho, wo = out_shape
@@ -115,38 +118,50 @@ def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, i
         if lpk > peak:
             peak = lpk
         lfl = lco = 0
-        if causal:
-            lte = 0
-            if kt > 1:
-                lfl = (kt - 1) * (ho * wo if split else hi * wi) * e
-                lte = 1
-            if cum_pool:
-                lfl += e
-                lco = 1
-                lte += 2
-            if pos:
-                lco += 1
-                lte += 1
+        if states:  # the plan's stream states (causal specs)
+            lfl, lco = _state_elements(states)
             floats += lfl
             counters += lco
-            tensors += lte
+            tensors += len(states)
         if parts is not None:
             parts.append(BlockCost(f"s{si + 1}.b{bi + 1}", lpar, lmac, lew, lpk * BYTES, (lfl + lco) * BYTES,
                                    (to, ho, wo, c_out)))
     return params, macs, ew, peak, floats, counters, tensors
 
 
+def _state_elements(states) -> tuple[int, int]:
+    """(float32 elements, int32 elements) of stream states."""
+    floats = ints = 0
+    for state in states:
+        n = 1
+        for d in state.shape:
+            n *= d
+        if state.dtype == "float32":
+            floats += n
+        else:
+            ints += n
+    return floats, ints
+
+
 def estimate_cost(
     spec: ArchSpec,
     frames: int | None = None,
     resolution: int | None = None,
-    num_classes: int = 600,
+    num_classes: int = NUM_CLASSES,
     breakdown: bool = False,
 ) -> Cost:
     """Costs of `spec` on a `frames` × `resolution`² RGB clip (the spec's own input by default).
 
     `breakdown=True` also fills `Cost.blocks`, one entry per stem / layer / head / classifier.
+    Bad arguments raise `SpecError` naming the argument.
     """
+    if not isinstance(spec, ArchSpec):
+        raise SpecError(f"spec: {v.quote(spec)}, must be an ArchSpec")
+    if frames is not None:
+        v.integer(frames, "frames", 1, MAX_FRAMES, error=SpecError)
+    if resolution is not None:
+        v.integer(resolution, "resolution", 1, MAX_RESOLUTION, error=SpecError)
+    v.integer(num_classes, "num_classes", 1, MAX_CHANNELS, error=SpecError)
     plan: Plan = walk(spec, frames, resolution)
     kt, kh, kw = spec.stem.kernel
     f = spec.stem.filters
@@ -172,12 +187,11 @@ def estimate_cost(
     h_mac = p_head * c * hp
     h_ew = 2 * p_head * hp
     h_peak = p_head * (c + hp)
-    h_state = 0
-    if spec.causal:
-        floats += hp
-        counters += 1
-        tensors += 2
-        h_state = (hp + 1) * BYTES
+    h_floats, h_counters = _state_elements(plan.head_states)
+    floats += h_floats
+    counters += h_counters
+    tensors += len(plan.head_states)
+    h_state = (h_floats + h_counters) * BYTES
     hidden = spec.head.hidden
     k_par = hp * hidden + hidden + hidden * num_classes + num_classes
     k_mac = hp * hidden + hidden * num_classes

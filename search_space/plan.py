@@ -3,15 +3,37 @@ model so the two cannot drift.
 
 Shapes are (frames, height, width) of activations for a given input; 'SAME' padding gives
 ceil(n / stride) in every axis (time included, causal or not).
+
+The plan also describes, once, the stream states of a causal spec (`LayerPlan.states`,
+`Plan.head_states`): the stream model's inputs (`search_space.stream`), the layers that consume them
+(`search_space.builder`) and the state size (`search_space.cost`) are all read from it.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from .spec import ArchSpec, make_divisible
+from .spec import ArchSpec
 
 Shape = tuple[int, int, int]
+
+CUMULATIVE_SE = ("3d", "2plus3d")
+"""SE types that pool over time: cumulative when causal, so they carry a running sum and count."""
+
+
+class State(NamedTuple):
+    """One stream state: a named tensor a stream model takes and returns, batch axis left out.
+
+    `feeds` says which layer reads it: "temporal_conv" (the last k_t - 1 input frames of a causal
+    temporal conv, shape (k_t - 1, h, w, channels)), "se" (the SE pool's running sum (1, 1, 1, e)
+    and frame count (1,), then the positional encoding's frame count (1,)), "head_pool" (the head's
+    running sum and count). A layer takes its states in the order listed.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # "float32" or "int32"
+    feeds: str
 
 
 class LayerPlan(NamedTuple):
@@ -31,6 +53,7 @@ class LayerPlan(NamedTuple):
     se_in: int  # channels the first SE conv sees (2e for 2plus3d, 0 when no SE)
     se_hidden: int
     drop_rate: float  # stochastic depth rate of this layer
+    states: tuple[State, ...]  # stream states of this layer (causal specs; empty otherwise)
 
 
 class Plan(NamedTuple):
@@ -38,18 +61,12 @@ class Plan(NamedTuple):
     stem_out: Shape
     layers: tuple[LayerPlan, ...]
     head_in: Shape  # (t, h, w) entering the head conv
+    head_states: tuple[State, ...]  # the head pool's stream states (causal specs; empty otherwise)
 
-
-def out_size(n: int, s: int) -> int:
-    return -(-n // s)
-
-
-def se_width(spec: ArchSpec, expand: int) -> tuple[int, int]:
-    """(channels into the first SE conv, hidden width) for an expansion width."""
-    if spec.se_type == "none":
-        return 0, 0
-    m = 2 if spec.se_type == "2plus3d" else 1
-    return m * expand, make_divisible(spec.se_ratio * expand * m, 8)
+    @property
+    def states(self) -> tuple[State, ...]:
+        """Every stream state, in the order of the stream model's inputs."""
+        return (*(s for lp in self.layers for s in lp.states), *self.head_states)
 
 
 def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = None) -> Plan:
@@ -66,6 +83,10 @@ def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = Non
     has_se = spec.se_type != "none"
     m = 2 if spec.se_type == "2plus3d" else 1
     ratio = spec.se_ratio * m
+    causal = spec.causal
+    split = spec.conv_type != "3d"  # the causal temporal conv runs after the spatial stride
+    pooled = spec.se_type in CUMULATIVE_SE
+    pe = spec.positional_encoding
     new = tuple.__new__  # the hot loop of the cost model: skip NamedTuple's keyword binding
     layers = []
     add = layers.append
@@ -91,9 +112,28 @@ def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = Non
                 se_in = m * e
             else:
                 se_in = hid = 0
+            states = _layer_states(i, block.kernel[0], e, out if split else shape, pooled, pe) if causal else ()
             i += 1
             add(new(LayerPlan, (
-                i - 1, si, bi, c, c_out, e, block.kernel, s, shape, out, skip, se_in, hid, rate * i / n)))
+                i - 1, si, bi, c, c_out, e, block.kernel, s, shape, out, skip, se_in, hid, rate * i / n, states)))
             shape = out
             c = c_out
-    return Plan(stem_in, stem_out, tuple(layers), shape)
+    head = ()
+    if causal:
+        head = (State("head_sum", (1, 1, 1, spec.head.filters), "float32", "head_pool"),
+                State("head_count", (1,), "int32", "head_pool"))
+    return Plan(stem_in, stem_out, tuple(layers), shape, head)
+
+
+def _layer_states(i: int, kt: int, e: int, conv_in: Shape, pooled: bool, pe: bool) -> tuple[State, ...]:
+    """Stream states of causal layer `i`: its temporal conv's frame buffer (k_t > 1; `conv_in` is
+    that conv's input shape), the SE pool's sum and count, the positional encoding's count."""
+    p = f"b{i}_"
+    out = []
+    if kt > 1:
+        out.append(State(p + "buffer", (kt - 1, conv_in[1], conv_in[2], e), "float32", "temporal_conv"))
+    if pooled:
+        out += [State(p + "se_sum", (1, 1, 1, e), "float32", "se"), State(p + "se_count", (1,), "int32", "se")]
+    if pe:
+        out.append(State(p + "pe_count", (1,), "int32", "se"))
+    return tuple(out)

@@ -1,7 +1,8 @@
 """Stream-mode state of a causal spec: names, shapes, zero initial values, and a checked step.
 
 A stream model (``build_model(spec, mode="stream")``) takes ``{"image": clip, **states}`` and
-returns ``{"logits": ..., **new_states}`` under the same names. The states, in `walk` order:
+returns ``{"logits": ..., **new_states}`` under the same names. The states are described once, on
+the layer plan (`search_space.plan.LayerPlan.states`); in `walk` order they are:
 
 - ``b{i}_buffer``  float32 [batch, k_t - 1, h, w, e]: last input frames of layer i's causal temporal
   conv (2plus1d: after the spatial stride, between spatial and temporal conv; 3d: before the conv);
@@ -33,29 +34,36 @@ class StateSpec(NamedTuple):
 
 
 def state_specs(spec: ArchSpec, resolution: int | None = None) -> dict[str, StateSpec]:
-    """Every stream state of causal `spec`, in order. `resolution=None`: buffers' h, w are None."""
+    """Every stream state of causal `spec`, in order (read from the plan's `LayerPlan.states`).
+    `resolution=None`: buffers' h, w are None."""
     if not spec.causal:
         raise ValueError(f"spec {spec.name!r}: stream states need causal: true, found causal: false")
-    plan = walk(spec, None, resolution)
-    split = spec.conv_type != "3d"
-    cumulative = spec.se_type in ("3d", "2plus3d")
     out: dict[str, StateSpec] = {}
-    for lp in plan.layers:
-        kt = lp.kernel[0]
-        e = lp.expand
-        if kt > 1:
-            _, h, w = lp.out_shape if split else lp.in_shape
-            if resolution is None:
-                h = w = None
-            out[f"b{lp.index}_buffer"] = StateSpec((kt - 1, h, w, e), "float32")
-        if cumulative:
-            out[f"b{lp.index}_se_sum"] = StateSpec((1, 1, 1, e), "float32")
-            out[f"b{lp.index}_se_count"] = StateSpec((1,), "int32")
-        if spec.positional_encoding:
-            out[f"b{lp.index}_pe_count"] = StateSpec((1,), "int32")
-    out["head_sum"] = StateSpec((1, 1, 1, spec.head.filters), "float32")
-    out["head_count"] = StateSpec((1,), "int32")
+    for state in walk(spec, None, resolution).states:
+        shape = state.shape
+        if resolution is None and state.feeds == "temporal_conv":  # (k_t - 1, h, w, channels)
+            shape = (shape[0], None, None, shape[3])
+        out[state.name] = StateSpec(shape, state.dtype)
     return out
+
+
+def model_state_specs(model: Any) -> dict[str, StateSpec]:
+    """The states of a Keras stream model: its inputs other than ``image``, batch axis left out."""
+    return {t.name: StateSpec(tuple(t.shape)[1:], np.dtype(t.dtype).name)
+            for t in model.inputs if t.name != "image"}
+
+
+def zero_states(specs: dict[str, StateSpec], batch_size: int = 1) -> dict[str, np.ndarray]:
+    """Zero arrays [batch_size, *shape] for `specs` (ValueError when a shape is not fully known)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: {batch_size!r}, must be an integer >= 1")
+    states = {}
+    for name, s in specs.items():
+        if any(d is None for d in s.shape):
+            raise ValueError(f"state {name}: shape {tuple(s.shape)} is not fully known; give the resolution "
+                             f"(build the stream model at a fixed resolution)")
+        states[name] = np.zeros((batch_size, *s.shape), dtype=s.dtype)
+    return states
 
 
 def init_states(
@@ -66,12 +74,7 @@ def init_states(
     `num_classes` is accepted for symmetry with `build_model`; no state depends on it.
     """
     del num_classes
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: {batch_size!r}, must be an integer >= 1")
-    res = resolution or spec.resolution
-    return {
-        name: np.zeros((batch_size, *s.shape), dtype=s.dtype) for name, s in state_specs(spec, res).items()
-    }
+    return zero_states(state_specs(spec, resolution or spec.resolution), batch_size)
 
 
 def check_states(model: Any, states: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from search_space import ArchSpec, estimate_cost, movinet
+from search_space import ArchSpec, estimate_cost, movinet, walk
 from search_space.builder import build_model, init_states, stream_step
+from search_space.stream import model_state_specs, state_specs
 
 RES = 32
 
@@ -123,6 +124,16 @@ def test_stream_model_inputs_and_outputs_are_the_named_states():
     assert out["logits"].shape == (1, 5)
     assert out["b1_buffer"].shape == (1, 2, 8, 8, 8)  # 3x3x3 at 8x8 after two 1x2x2 strides: 2 frames
     assert int(out["head_count"][0, 0]) == 2
+
+
+@pytest.mark.parametrize("spec", [small_causal_spec(), small_causal_spec("3d", "3d", False),
+                                  small_causal_spec("2plus1d", "2d", True)], ids=["2plus1d-pe", "3d", "2d-se"])
+def test_the_layer_plan_describes_the_stream_models_states(spec):
+    plan = walk(spec, resolution=RES)
+    stream = build_model(spec, 5, mode="stream", resolution=RES)
+    assert model_state_specs(stream) == {s.name: (s.shape, s.dtype) for s in plan.states}
+    assert list(state_specs(spec, RES)) == [s.name for s in plan.states]
+    assert not walk(spec.replace(causal=False, positional_encoding=False)).states  # base: no states
 
 
 def test_wrong_state_shape_names_the_state_and_both_shapes():
