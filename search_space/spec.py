@@ -145,6 +145,7 @@ class ArchSpec:
 # validation
 
 
+NUM_CLASSES = 600  # classifier outputs when none is given: Kinetics-600, as the MoViNet presets
 MAX_CHANNELS = 100_000  # filters, expansion and hidden widths
 MAX_KERNEL = 64  # kernel sizes and strides, per axis
 MAX_FRAMES = 10_000

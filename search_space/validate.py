@@ -206,11 +206,11 @@ def read_text(path: str | Path, *, what: str = "YAML file", error: Error = Value
     """The UTF-8 text of a file of at most `MAX_TEXT_BYTES`."""
     p = Path(path)
     where = one_line(str(p), 200)
+    if is_dir(p):
+        raise error(f"{where}: a directory, must be a {what}")
+    if not is_file(p):
+        raise error(f"{where}: no such file")
     try:
-        if p.is_dir():
-            raise error(f"{where}: a directory, must be a {what}")
-        if not p.is_file():
-            raise error(f"{where}: no such file")
         with open(p, "rb") as f:
             data = f.read(MAX_TEXT_BYTES + 1)
     except OSError as exc:
@@ -220,10 +220,18 @@ def read_text(path: str | Path, *, what: str = "YAML file", error: Error = Value
     return decode(data, where, error=error)
 
 
-def is_file(text: str) -> bool:
+def is_file(text: str | Path) -> bool:
     """Does `text` name an existing file? False (not an exception) for names the OS refuses."""
     try:
         return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_dir(text: str | Path) -> bool:
+    """Does `text` name an existing folder? False (not an exception) for names the OS refuses."""
+    try:
+        return Path(text).is_dir()
     except (OSError, ValueError):
         return False
 
@@ -296,6 +304,6 @@ def check_size(data: Any, where: str, *, error: Error = ValueError) -> None:
 
 __all__ = [
     "MAX_DEPTH", "MAX_NODES", "MAX_QUOTE", "MAX_TEXT_BYTES", "boolean", "check_size", "choice",
-    "dataclass_fields", "decode", "integer", "is_file", "load_yaml", "mapping", "name", "number", "one_line",
+    "dataclass_fields", "decode", "integer", "is_dir", "is_file", "load_yaml", "mapping", "name", "number", "one_line",
     "path_or_text", "quote", "read_text", "sequence", "string", "triple",
 ]
