@@ -10,13 +10,25 @@ import os
 import sys
 
 from search_space.spec import SpecError
+from search_space.validate import one_line
 
 from .commands import ALL
-from .errors import UsageError
+from .errors import UsageError, exit_status, sigterm_interrupts
+
+MAX_MESSAGE = 1000  # characters of an error line
+# a path the user named that is missing, a folder, a file, or not readable: their mistake, not a crash
+USER_OS_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one bounded line (`movinas cmd: error: ...`), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {one_line(message, 300)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="movinas",
         description="Neural architecture search for MoViNet-class video networks.",
         epilog="Run `movinas COMMAND --help` for the options of each command.",
@@ -34,17 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
-    except (UsageError, SpecError, FileNotFoundError) as exc:
-        message = " ".join(str(exc).split())  # one line, even for multi-line YAML errors
+        with sigterm_interrupts():  # like Ctrl-C: a running trial is marked interrupted and re-queued
+            return int(args.func(args) or 0)
+    except (UsageError, SpecError, *USER_OS_ERRORS) as exc:
+        message = one_line(str(exc), MAX_MESSAGE)  # one line, even for multi-line YAML errors
         print(f"movinas {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `movinas ... | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(f"movinas {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return exit_status(exc)
 
 
 def run() -> None:

@@ -12,14 +12,16 @@ quantities (`activation_bytes`, `state_bytes`).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
+from search_space import validate as v
+from search_space.cost import COST_NAMES  # the fields of `search_space.Cost` a constraint may name
+
 from .errors import UsageError
 
-# Fields of `search_space.Cost` a constraint may name (known before training, no TensorFlow).
-COST_NAMES = ("params", "macs", "flops", "activation_bytes", "state_bytes", "state_floats",
-              "state_tensors", "elementwise")
+MAX_TEXT = 200  # characters of a constraint
 BYTE_NAMES = ("activation_bytes", "state_bytes")
 OPERATORS = ("<=", ">=")
 
@@ -48,23 +50,25 @@ class Constraint:
 
 def parse_constraint(text: object, path: str = "constraints[0]") -> Constraint:
     """Parse `NAME <= NUMBER[UNIT]` or `NAME >= NUMBER[UNIT]`; errors name `path`."""
-    if not isinstance(text, str):
-        raise UsageError(f"{path}: {text!r}, must be a string like 'flops <= 1.5e9'")
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise UsageError(f"{path}: {v.quote(text)}, must be a string like 'flops <= 1.5e9'")
     match = _PATTERN.match(text)
     if not match:
-        raise UsageError(f"{path}: {text!r}, must look like 'NAME <= NUMBER[UNIT]', "
+        raise UsageError(f"{path}: {v.quote(text)}, must look like 'NAME <= NUMBER[UNIT]', "
                          f"e.g. 'flops <= 1.5G' or 'activation_bytes <= 200MB'")
     name, op, number, unit = match.groups()
     if name not in COST_NAMES:
-        raise UsageError(f"{path}: {name!r} in {text!r}, must be one of {', '.join(COST_NAMES)}")
+        raise UsageError(f"{path}: {v.quote(name)} in {v.quote(text)}, must be one of {', '.join(COST_NAMES)}")
     if op not in OPERATORS:
-        raise UsageError(f"{path}: operator {op!r} in {text!r}, must be one of {', '.join(OPERATORS)}")
+        raise UsageError(f"{path}: operator {op!r} in {v.quote(text)}, must be one of {', '.join(OPERATORS)}")
     try:
         value = float(number.replace("_", ""))
     except ValueError:
-        raise UsageError(f"{path}: {number!r} in {text!r} is not a number") from None
-    scale = _unit_scale(unit, name, text, path)
-    return Constraint(name=name, op=op, limit=value * scale, text=" ".join(text.split()))
+        raise UsageError(f"{path}: {v.quote(number)} in {v.quote(text)} is not a number") from None
+    limit = value * _unit_scale(unit, name, text, path)
+    if not math.isfinite(limit):
+        raise UsageError(f"{path}: {v.quote(number + unit)} in {v.quote(text)}, must be a finite number")
+    return Constraint(name=name, op=op, limit=limit, text=" ".join(text.split()))
 
 
 def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
@@ -73,11 +77,11 @@ def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
         return _SCALE[key]
     if key in _BYTES:
         if name not in BYTE_NAMES:
-            raise UsageError(f"{path}: byte unit {unit!r} on {name!r} in {text!r}; byte units apply to "
+            raise UsageError(f"{path}: byte unit {v.quote(unit)} on {name!r} in {v.quote(text)}; byte units apply to "
                              f"{', '.join(BYTE_NAMES)}; use K, M, G or T")
         return _BYTES[key]
     allowed = "K, M, G, T, KB, MB, GB, TB, KiB, MiB, GiB"
-    raise UsageError(f"{path}: unit {unit!r} in {text!r}, must be one of {allowed}")
+    raise UsageError(f"{path}: unit {v.quote(unit)} in {v.quote(text)}, must be one of {allowed}")
 
 
 def violations(constraints: tuple[Constraint, ...], cost) -> dict[str, float]:
@@ -120,9 +124,9 @@ def screen_budget(space, constraints: tuple[Constraint, ...], num_classes: int, 
     feasible = 0
     for _ in range(samples):
         spec = space.sample(rng)
-        v = violations(constraints, estimate_cost(spec, num_classes=num_classes))
-        feasible += is_feasible(v)
-        for key, value in v.items():
+        broken = violations(constraints, estimate_cost(spec, num_classes=num_classes))
+        feasible += is_feasible(broken)
+        for key, value in broken.items():
             best[key] = min(best[key], value)
     if feasible:
         return feasible / samples

@@ -110,7 +110,7 @@ def test_misspelled_field_names_path_and_allowed(tmp_path, capsys):
 def test_negative_width(tmp_path, capsys):
     path = tmp_path / "neg.yaml"
     path.write_text(BAD_FIELD.replace("kernal", "kernel").replace("filters: 8}", "filters: -8}"))
-    assert "stem.filters: -8, must be >= 1" in error_line(capsys, "cost", str(path))
+    assert "stem.filters: -8, must be an integer in [1, 100000]" in error_line(capsys, "cost", str(path))
 
 
 def test_empty_stage(tmp_path, capsys):
@@ -129,7 +129,7 @@ def test_invalid_yaml_is_one_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("flag", ["--frames", "--resolution", "--classes"])
 def test_non_positive_sizes(flag, capsys):
-    assert f"{flag}: 0, must be >= 1" in error_line(capsys, "cost", "a0", flag, "0")
+    assert f"{flag}: 0, must be an integer in [1, " in error_line(capsys, "cost", "a0", flag, "0")
 
 
 def test_console_script_exit_status_and_no_tensorflow():
@@ -189,7 +189,7 @@ def test_screen_report_explains_the_preset_ranks(capsys):
 
 
 def test_screen_bad_input_is_one_line(tmp_path, capsys):
-    assert "--samples: 0, must be >= 1" in error_line(capsys, "screen", "--samples", "0")
+    assert "--samples: 0, must be an integer in [1, 10000000]" in error_line(capsys, "screen", "--samples", "0")
     line = error_line(capsys, "screen", "tiny")
     assert "'tiny'" in line and "paper, small" in line
     assert "no such file" in error_line(capsys, "screen", str(tmp_path / "space.yaml"))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from search_space import PRESETS, ArchSpec, Cost, SpecError, estimate_cost, preset_from_name
+from search_space import validate as v
+from search_space.spec import MAX_CHANNELS, MAX_FRAMES, MAX_RESOLUTION, NUM_CLASSES
 
 from ..errors import UsageError
 
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=None, help="input frames (default: the spec's own)")
     p.add_argument("--resolution", type=int, default=None,
                    help="input height and width in pixels (default: the spec's own)")
-    p.add_argument("--classes", type=int, default=600, help="classifier outputs (default: 600)")
+    p.add_argument("--classes", type=int, default=NUM_CLASSES, help=f"classifier outputs (default: {NUM_CLASSES})")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=run)
 
@@ -42,27 +44,31 @@ def load_spec(text: str) -> ArchSpec:
         try:
             return preset_from_name(text)
         except SpecError:
-            if not path.is_file():
+            if not (v.is_file(text) or v.is_dir(path)):
                 raise UsageError(
-                    f"SPEC {text!r}: not a preset nor a YAML file; presets: {', '.join(PRESET_NAMES)}"
+                    f"SPEC {v.quote(text)}: not a preset nor a YAML file; presets: {', '.join(PRESET_NAMES)}"
                 ) from None
-    if not path.is_file():
-        raise UsageError(f"{text}: no such file")
     try:
         return ArchSpec.from_yaml(path)
     except SpecError as exc:  # YAML parser messages span lines; the CLI prints one
-        raise UsageError(" ".join(str(exc).split())) from None
+        raise UsageError(v.one_line(str(exc), 500)) from None
 
 
-def positive(flag: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UsageError(f"{flag}: {value}, must be >= 1")
+def flag(value: int | None, name: str, lo: int = 1, hi: int | None = None) -> None:
+    """An integer flag in [lo, hi] (None: not given)."""
+    if value is not None:
+        v.integer(value, name, lo, hi, error=UsageError)
+
+
+def input_flags(args: argparse.Namespace) -> None:
+    """--frames and --resolution, the bounds of a spec's own input."""
+    flag(args.frames, "--frames", 1, MAX_FRAMES)
+    flag(args.resolution, "--resolution", 1, MAX_RESOLUTION)
 
 
 def run(args: argparse.Namespace) -> int:
-    positive("--frames", args.frames)
-    positive("--resolution", args.resolution)
-    positive("--classes", args.classes)
+    input_flags(args)
+    flag(args.classes, "--classes", 1, MAX_CHANNELS)
     spec = load_spec(args.spec)
     frames = args.frames or spec.frames
     resolution = args.resolution or spec.resolution

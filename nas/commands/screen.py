@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from search_space import PRESETS, estimate_cost, movinet
+from search_space import validate as v
+from search_space.space_schema import BUILTIN_SPACES
 
 from ..errors import UsageError
-from .cost import positive
+from .cost import flag, input_flags
 
-BUILTIN_SPACES = ("paper", "small")
+MAX_SAMPLES = 10_000_000
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 # (Cost field, label, scale): the spread table's rows
 METRICS = (
@@ -88,16 +90,13 @@ def load_space(name: str):
     from search_space import SearchSpace, SpecError
 
     path = Path(name)
-    if name not in BUILTIN_SPACES:
-        if path.suffix.lower() in (".yaml", ".yml") or "/" in name:
-            if not path.is_file():
-                raise UsageError(f"{name}: no such file")
-        elif not path.is_file():
-            raise UsageError(f"SPACE {name!r}: not a built-in space ({', '.join(BUILTIN_SPACES)}) nor a YAML file")
+    if name not in BUILTIN_SPACES and not (path.suffix.lower() in (".yaml", ".yml") or "/" in name
+                                           or v.is_file(name) or v.is_dir(path)):
+        raise UsageError(f"SPACE {v.quote(name)}: not a built-in space ({', '.join(BUILTIN_SPACES)}) nor a YAML file")
     try:
         return SearchSpace.from_yaml(name if name in BUILTIN_SPACES else path)
     except SpecError as exc:  # YAML parser messages span lines; the CLI prints one
-        raise UsageError(" ".join(str(exc).split())) from None
+        raise UsageError(v.one_line(str(exc), 500)) from None
 
 
 def percentile_rank(sorted_values, x) -> float:
@@ -233,9 +232,9 @@ def to_json(s: Screening) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    positive("--samples", args.samples)
-    positive("--frames", args.frames)
-    positive("--resolution", args.resolution)
+    flag(args.samples, "--samples", 1, MAX_SAMPLES)
+    flag(args.seed, "--seed", 0)
+    input_flags(args)
     space = load_space(args.space)
     s = screen(space, args.space, args.samples, args.seed, args.frames, args.resolution)
     print(json.dumps(to_json(s), indent=2) if args.json else format_report(s))
