@@ -11,7 +11,7 @@
 | `model.weights.h5` | the base model's weights alone (format `"weights"`, not written by default) |
 | `saved_model/` | TF SavedModel, signature `serving_default`: `{"image": float32[batch, frames, height, width, 3]}` in [0, 1] → `{"logits": float32[batch, classes]}`, every input dimension dynamic (the TF-Hub MoViNet convention) |
 | `model.tflite` | TFLite base model, static input `[1, frames, resolution, resolution, 3]` (TFLite wants static spatial sizes; the manifest names them) |
-| `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[1, t, resolution, resolution, 3]` (any t) and every state, outputs `logits` and the new states |
+| `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[batch, t, resolution, resolution, 3]` (any batch and t) and every state, outputs `logits` and the new states; the SavedModel adds TF Hub's `init_states` and `call` signatures |
 | `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1; states are explicit inputs and outputs of the same names |
 | `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes |
 
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from search_space.spec import ArchSpec
+from search_space.stream import state_specs
 
 FORMATS = ("yaml", "keras", "savedmodel", "tflite")
 """Formats written by default."""
@@ -131,16 +132,17 @@ def export_model(
 
     if stream:
         with float32_policy():
-            smodel = build_model(spec, num_classes, mode="stream", resolution=resolution, batch_size=1)
+            smodel = build_model(spec, num_classes, mode="stream", resolution=resolution)
         smodel.set_weights(base.get_weights())
-        states = _state_tensor_specs(spec, resolution)
+        states = _state_tensor_specs(spec, resolution, 1)
         manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
         if "keras" in formats:
             smodel.save(out / FILES["stream_keras"])
             put("stream_keras", out / FILES["stream_keras"])
         if "savedmodel" in formats:
-            inputs = {"image": _image_spec(1, None, resolution), **states}
-            put("stream_savedmodel", save_signature(smodel, inputs, out / FILES["stream_savedmodel"]))
+            inputs = {"image": _image_spec(None, None, resolution), **_state_tensor_specs(spec, resolution, None)}
+            put("stream_savedmodel", save_signature(smodel, inputs, out / FILES["stream_savedmodel"],
+                                                    stream_states=state_specs(spec, resolution)))
         if "tflite" in formats:
             inputs = {"image": _image_spec(1, 1, resolution), **states}
             put("stream_tflite", save_tflite(smodel, inputs, out / FILES["stream_tflite"]))
@@ -181,9 +183,15 @@ def read_manifest(export_dir: str | Path) -> dict[str, Any]:
 # the formats
 
 
-def save_signature(model, inputs: dict, path: str | Path) -> Path:
+def save_signature(model, inputs: dict, path: str | Path, stream_states: dict | None = None) -> Path:
     """Save `model` as a TF SavedModel whose `serving_default` takes the dict `inputs`
-    ({name: tf.TensorSpec}) and returns a dict with `logits` (and the new states of a stream model)."""
+    ({name: tf.TensorSpec}) and returns a dict with `logits` (and the new states of a stream model).
+
+    With `stream_states` ({name: `search_space.stream.StateSpec`}), the signatures of TF Hub's MoViNet
+    stream models are added: `init_states(input_shape=int32[5])` returns zero states for a batch of
+    `input_shape[0]`, and `call` (the same function as `serving_default`) takes `image` and the
+    states and returns `logits` and the new states. Neither needs movinas to run.
+    """
     import tensorflow as tf
 
     single = len(model.inputs) == 1  # a base model takes the image tensor itself
@@ -197,8 +205,26 @@ def save_signature(model, inputs: dict, path: str | Path) -> Path:
     path = Path(path)
     if path.exists():
         shutil.rmtree(path)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": serve.get_concrete_function()})
+    signatures = {"serving_default": serve.get_concrete_function()}
+    if stream_states is not None:
+        signatures["call"] = signatures["serving_default"]
+        signatures["init_states"] = _init_states_function(stream_states).get_concrete_function()
+    tf.saved_model.save(module, str(path), signatures=signatures)
     return path
+
+
+def _init_states_function(stream_states: dict):
+    """TF Hub's `init_states`: the 5-d input shape [batch, frames, height, width, 3] → zero states
+    of that batch (their other sizes are fixed by the export's resolution)."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([5], tf.int32, name="input_shape")])
+    def init_states(input_shape):
+        batch = input_shape[:1]
+        return {name: tf.zeros(tf.concat([batch, tf.constant(s.shape, tf.int32)], 0), s.dtype)
+                for name, s in stream_states.items()}
+
+    return init_states
 
 
 def save_tflite(model, inputs: dict, path: str | Path) -> Path:
@@ -270,13 +296,11 @@ def load_tflite(path: str | Path, num_threads: int | None = None):
 # helpers
 
 
-def _state_tensor_specs(spec: ArchSpec, resolution: int) -> dict:
-    """{state name: tf.TensorSpec} with batch 1 of `spec`'s stream model at `resolution`."""
+def _state_tensor_specs(spec: ArchSpec, resolution: int, batch: int | None) -> dict:
+    """{state name: tf.TensorSpec} of `spec`'s stream model at `resolution` for `batch` (None: any)."""
     import tensorflow as tf
 
-    from search_space.stream import state_specs
-
-    return {n: tf.TensorSpec((1, *s.shape), s.dtype, name=n) for n, s in state_specs(spec, resolution).items()}
+    return {n: tf.TensorSpec((batch, *s.shape), s.dtype, name=n) for n, s in state_specs(spec, resolution).items()}
 
 
 @contextlib.contextmanager

@@ -212,9 +212,7 @@ def _read_spec(path: Path):
 
 
 def _load_keras(path: Path):
-    import keras
-
-    import search_space.builder  # noqa: F401  registers the custom layers for deserialization
+    import keras  # `import search_space` (above) registers the custom layers once Keras is loaded
 
     try:
         return keras.saving.load_model(path)

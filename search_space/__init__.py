@@ -1,13 +1,18 @@
 """MoViNet search space: the `ArchSpec` description, presets, sampling, analytic costs, builder.
 
-Importing this package does not import TensorFlow; `build_model` loads it on first use.
+Importing this package does not import TensorFlow; `build_model` loads it on first use. Once
+Keras is loaded, the custom layers are registered with it, so `keras.saving.load_model` reads
+exported `.keras` files (see `search_space.registration`).
 """
 
 from .cost import BlockCost, Cost, estimate_cost
 from .plan import LayerPlan, Plan, walk
 from .presets import PRESETS, movinet, preset_from_name
+from .registration import register_when_keras_loads
 from .space import BUILTIN_SPACES, SearchSpace
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
+
+register_when_keras_loads()
 
 __all__ = [
     "ArchSpec",

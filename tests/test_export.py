@@ -1,12 +1,16 @@
 """Export: every artifact loaded back gives the Keras model's outputs (within 1e-4)."""
 
 import json
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 
 from evaluation.export import export_model, load_tflite, read_manifest
 from search_space import ArchSpec, Stem
+from search_space.stream import init_states, stream_step
 from tests.models import randomize, small_causal_spec
 
 CLASSES = 5
@@ -42,14 +46,56 @@ def test_export_writes_every_format_and_a_manifest(exported):
     assert any(s["dtype"] == "int32" for s in manifest["states"].values())  # frame counters
 
 
-def test_keras_file_loads_back_with_the_same_outputs(exported):
+def _python(code: str, *args) -> str:
+    """Run `code` in a fresh interpreter (argv[1:] = args); its stdout, or the test fails with stderr."""
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("imports", ["import search_space, keras", "import keras, search_space"])
+def test_keras_files_load_in_a_fresh_process_after_a_plain_import_search_space(exported, tmp_path, imports):
+    _, _, paths, clip, expected = exported
+    np.save(tmp_path / "clip.npy", clip)
+    code = imports + textwrap.dedent("""
+        import sys
+        import numpy as np
+        clip = np.load(sys.argv[3])
+        np.save(sys.argv[4], keras.saving.load_model(sys.argv[1])(clip, training=False))
+        stream = keras.saving.load_model(sys.argv[2])
+        print(sorted(t.name for t in stream.inputs)[:2])
+        """)
+    _python(code, paths["keras"], paths["stream_keras"], tmp_path / "clip.npy", tmp_path / "out.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-4)
+
+
+def test_stream_savedmodel_steps_through_tf_hub_signatures_without_movinas(exported, tmp_path):
     import keras
 
-    import search_space.builder  # noqa: F401  custom layers
-
     _, _, paths, clip, expected = exported
-    loaded = keras.saving.load_model(paths["keras"])
-    np.testing.assert_allclose(np.asarray(loaded(clip, training=False)), expected, atol=1e-4)
+    video = np.concatenate([clip, clip[:, ::-1]])  # a batch of 2: init_states sizes the states by it
+    np.save(tmp_path / "video.npy", video)
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        model = tf.saved_model.load(sys.argv[1])
+        video = np.load(sys.argv[2])
+        states = model.signatures["init_states"](input_shape=tf.constant(video.shape, tf.int32))
+        for t in range(video.shape[1]):
+            out = model.signatures["call"](image=tf.constant(video[:, t:t + 1]), **states)
+            states = {name: out[name] for name in states}
+        np.save(sys.argv[3], out["logits"].numpy())
+        assert not [m for m in sys.modules if m.split(".")[0] in ("search_space", "evaluation", "nas")]
+        """)
+    _python(code, paths["stream_savedmodel"], tmp_path / "video.npy", tmp_path / "out.npy")
+    stream = keras.saving.load_model(paths["stream_keras"])
+    states = init_states(ArchSpec.from_yaml(paths["yaml"]), 2, 32)
+    for t in range(video.shape[1]):
+        logits, states = stream_step(stream, video[:, t:t + 1], states)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), np.asarray(logits), atol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy")[:1], expected, atol=1e-4)
 
 
 def test_savedmodel_signature_takes_image_dict_of_any_size(exported):
@@ -98,8 +144,6 @@ def test_stream_tflite_frame_by_frame_equals_the_causal_clip(exported):
 def test_stream_savedmodel_and_keras_equal_the_causal_clip(exported):
     import keras
     import tensorflow as tf
-
-    import search_space.builder  # noqa: F401
 
     _, _, paths, clip, expected = exported
     manifest = read_manifest(paths["manifest"].parent)
