@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .pareto import MAXIMIZED, hypervolume_history, pareto_mask
+from .record import Outcome, read_trial
 from .results import COSTS, objectives_of
 
 LABELS = {
@@ -83,7 +84,7 @@ def _kinds(df, objectives: Mapping[str, str]) -> dict[str, object]:
     return {
         "pareto": df[on_front],
         "feasible": df[complete & feasible & ~on_front],
-        "early_stopped": df[(outcome == "early_stopped")] if outcome is not None else df.iloc[:0],
+        "early_stopped": df[(outcome == Outcome.EARLY_STOPPED.value)] if outcome is not None else df.iloc[:0],
         "infeasible": df[df["feasible"].eq(False).fillna(False).astype(bool)] if "feasible" in df else df.iloc[:0],
         "failed": df[state == "FAIL"] if state is not None else df.iloc[:0],
     }
@@ -220,10 +221,8 @@ def param_importances(study, objective: str | None = None) -> dict[str, float]:
     objective = objective or (names[0] if names else None)
 
     def target(trial) -> float:
-        if objective in names:
-            return trial.values[names.index(objective)]
-        value = {**trial.user_attrs.get("cost", {}), **trial.user_attrs.get("metrics", {})}.get(objective)
-        return float(value) if value is not None else math.nan
+        value = read_trial(trial).value(objective, names)
+        return value if value is not None else math.nan
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 3:

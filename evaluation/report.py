@@ -26,6 +26,7 @@ from .plots import (
     plot_tradeoff,
     save_png,
 )
+from .record import Outcome
 from .results import COSTS, ResultsError, load_study, to_frame
 
 IMAGES = "report"  # folder of the PNGs, beside report.md
@@ -137,7 +138,7 @@ def _summary(blocks: list, df, opened, objectives: dict[str, str]) -> None:
 
 def _kind(state: str, outcome: Any) -> str:
     if isinstance(outcome, str) and outcome:
-        return {"early_stopped": "stopped early"}.get(outcome, outcome)
+        return {Outcome.EARLY_STOPPED.value: "stopped early"}.get(outcome, outcome)
     return {"COMPLETE": "complete", "RUNNING": "running", "WAITING": "waiting", "FAIL": "failed",
             "PRUNED": "pruned"}.get(state, state.lower())
 

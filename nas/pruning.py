@@ -12,15 +12,84 @@ worse (by more than `margin`) than the `keep` quantile of the COMPLETE trials' v
 needs at least `min_trials` of them.
 
 Neither rule fires before `min_epoch` nor at the last epoch of the budget (a finished run is kept).
+
+Single-objective studies may use Optuna's own pruners instead or as well (config `pruner:`): each
+epoch's curve value is reported with `trial.report`, and `trial.should_prune()` decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import EarlyStopping
+from evaluation.record import read_trial
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .config import EarlyStopping
+
+PRUNERS = {  # config name -> optuna.pruners class name
+    "none": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
+    "halving": "SuccessiveHalvingPruner", "hyperband": "HyperbandPruner", "threshold": "ThresholdPruner",
+}
+
+
+@dataclass(frozen=True)
+class PrunerConfig:
+    """An Optuna pruner by short name (`PRUNERS`); `options` go to its constructor unchanged."""
+
+    name: str = "none"
+    options: dict = field(default_factory=dict)
+
+
+def parse_pruner(value: Any, objectives: tuple) -> PrunerConfig:
+    """The config's `pruner:` (a name or {name, options}); UsageError naming the field. Optuna's
+    pruners read `trial.report`, which Optuna refuses in multi-objective studies."""
+    if value is None:
+        return PrunerConfig()
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict):
+        raise UsageError(f"pruner: {value!r}, must be a name ({', '.join(PRUNERS)}) or {{name: NAME, options: {{...}}}}")
+    unknown = [k for k in value if k not in ("name", "options")]
+    if unknown:
+        raise UsageError(f"pruner.{unknown[0]}: unknown field, allowed: name, options")
+    name = value.get("name", "none")
+    if name not in PRUNERS:
+        raise UsageError(f"pruner.name: {name!r}, must be one of {', '.join(PRUNERS)}")
+    options = value.get("options") or {}
+    if not isinstance(options, dict):
+        raise UsageError(f"pruner.options: {options!r}, must be a mapping")
+    if name != "none" and len(objectives) != 1:
+        raise UsageError(f"pruner.name: {name!r} needs a single-objective study ({len(objectives)} objectives); "
+                         "multi-objective studies stop trials with early_stopping")
+    if name != "none" and objectives[0].name not in ("val_accuracy", "val_loss"):
+        raise UsageError(f"pruner.name: {name!r} prunes training curves; the objective "
+                         f"{objectives[0].name!r} is not trained (use val_accuracy or val_loss)")
+    config = PrunerConfig(name, dict(options))
+    make_pruner(config)  # unknown or bad options fail here, at the config
+    return config
+
+
+def make_pruner(config: PrunerConfig):
+    """The configured `optuna.pruners` instance; UsageError naming a bad option."""
+    import inspect
+
+    import optuna
+
+    cls = getattr(optuna.pruners, PRUNERS[config.name])
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in config.options:
+        if key not in allowed:
+            raise UsageError(f"pruner.options.{key}: unknown option of {cls.__name__}, "
+                             f"allowed: {', '.join(allowed) or 'none'}")
+    try:
+        return cls(**config.options)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"pruner.options: {' '.join(str(exc).split())[:200]}") from None
 
 
 @dataclass(frozen=True)
@@ -85,8 +154,8 @@ def finished_from_trials(trials, curve_key: str, known_names: list[str], objecti
     """`Finished` records from COMPLETE Optuna trials, reading the curve from the `curve` user attr."""
     out = []
     for t in trials:
-        curve = {int(e["epoch"]): float(e[curve_key]) for e in t.user_attrs.get("curve", [])
-                 if e.get(curve_key) is not None}
-        values = dict(zip(objective_names, t.values or ()))
+        record = read_trial(t)
+        curve = {int(e["epoch"]): float(e[curve_key]) for e in record.curve if e.get(curve_key) is not None}
+        values = dict(zip(objective_names, record.values or ()))
         out.append(Finished(t.number, curve, {n: values[n] for n in known_names if n in values}))
     return out

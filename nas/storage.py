@@ -18,45 +18,18 @@ import time
 import warnings
 from pathlib import Path
 
+from evaluation.storage import normalize_url, redact, sqlite_path  # the one definition of each
+
 from .config import Heartbeat
 from .errors import UsageError
+
+__all__ = ["budget_lock", "default_url", "normalize_url", "open_storage", "redact", "sqlite_path"]
 
 
 def default_url(results_dir: str | Path, study: str) -> str:
     """SQLite file of a study under the results folder (absolute, so workers agree on it)."""
     path = (Path(results_dir) / study / "study.db").resolve()
     return f"sqlite:///{path}"
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def normalize_url(url: str) -> str:
-    """`postgresql://` through the installed driver: SQLAlchemy 2.1 defaults to psycopg 3, movinas
-    depends on psycopg2 (`postgres://` is accepted as an alias, as Heroku-style URLs use it)."""
-    import importlib.util
-
-    scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-            return f"postgresql+psycopg2://{rest}"
-        return f"postgresql://{rest}"
-    return url
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a `sqlite:///` URL (None for other backends and in-memory SQLite)."""
-    if not url.startswith("sqlite:///"):
-        return None
-    rest = url[len("sqlite:///"):].split("?", 1)[0]
-    return None if rest in ("", ":memory:") else Path(rest)
 
 
 def open_storage(url: str, heartbeat: Heartbeat | None = None):

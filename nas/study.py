@@ -14,8 +14,11 @@ import json
 import time
 import warnings
 
+from evaluation.record import Outcome, read_trial
+
 from .config import SearchConfig
 from .errors import UsageError
+from .pruning import make_pruner
 from .storage import budget_lock
 from .trial import Runner, TrialFailed
 
@@ -73,14 +76,16 @@ def sampler_seed(seed: int | None, worker_index: int, n_existing: int) -> int | 
     return int(np.random.SeedSequence([seed, worker_index, n_existing]).generate_state(1)[0])
 
 
-def open_study(config: SearchConfig, storage, space, sampler, num_classes: int):
-    """Create the study, or load it and refuse a changed space, objectives or constraints."""
+def open_study(config: SearchConfig, storage, space, sampler, num_classes: int, class_names=None):
+    """Create the study, or load it and refuse a changed space, objectives or constraints.
+    `class_names`: a function giving the dataset's class names, stored with a new study."""
     import optuna
 
     objectives = [o.to_dict() for o in config.objectives]
     constraints = [c.to_dict() for c in config.constraints]
     wanted_space = _plain(space.to_dict())
     study = optuna.create_study(study_name=config.study, storage=storage, sampler=sampler, load_if_exists=True,
+                                pruner=make_pruner(config.pruner),
                                 directions=[o.direction for o in config.objectives])
     attrs = study.user_attrs
     if "space" not in attrs:
@@ -89,6 +94,7 @@ def open_study(config: SearchConfig, storage, space, sampler, num_classes: int):
             study.set_metric_names([o.name for o in config.objectives])
         # "space" goes last: it marks the study as initialised for workers starting at the same time
         for key, value in {"objectives": objectives, "constraints": constraints, "num_classes": num_classes,
+                           "class_names": class_names() if class_names else None,
                            "config": _plain(config.raw), "space": wanted_space}.items():
             study.set_user_attr(key, value)
         return study
@@ -121,10 +127,7 @@ def _short(objectives) -> str:
 
 def counted(trial) -> bool:
     """Does this trial count towards the budget? (COMPLETE, or PRUNED by early stopping)"""
-    from optuna.trial import TrialState
-
-    return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.PRUNED and trial.user_attrs.get("outcome") == "early_stopped")
+    return read_trial(trial).counted
 
 
 def tally(study) -> tuple[int, int]:
@@ -146,6 +149,8 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
     """Run trials in this process until the budget is met; returns why it stopped: "budget",
     "timeout" or "exhausted" (grid). Raises UsageError when trials keep being rejected or failing.
     """
+    import functools
+
     import optuna
 
     start = time.monotonic()
@@ -171,13 +176,11 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
                     release()
                     time.sleep(poll)
                     continue
-                runner.release = release
                 try:
-                    study.optimize(runner, n_trials=1, catch=(TrialFailed,), callbacks=callbacks,
-                                   gc_after_trial=False)
+                    study.optimize(functools.partial(runner, release=release), n_trials=1, catch=(TrialFailed,),
+                                   callbacks=callbacks, gc_after_trial=False)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass  # our heartbeat came late: another worker failed the trial and re-queued it
-            runner.current = None
     except KeyboardInterrupt:
         _fail_if_running(storage, runner)
         raise
@@ -191,7 +194,7 @@ def requeue_interrupted(study) -> list[int]:
 
     trials = study.get_trials(deepcopy=False)
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
-    todo = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("outcome") == "interrupted"
+    todo = [t for t in trials if t.state == TrialState.FAIL and read_trial(t).outcome is Outcome.INTERRUPTED
             and t.number not in retried]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -223,8 +226,8 @@ def _fail_if_running(storage, runner: Runner) -> None:
         return
     try:
         if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-            storage.set_trial_user_attr(trial._trial_id, "outcome", "interrupted")
             storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted by the user (Ctrl-C)")
+            storage.set_trial_user_attr(trial._trial_id, "outcome", Outcome.INTERRUPTED.value)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except Exception:  # the storage itself may be what was interrupted; heartbeats clean up later
         pass

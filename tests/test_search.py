@@ -8,6 +8,7 @@ import json
 import optuna
 import pytest
 
+from evaluation.record import Outcome, read_trial
 from nas.cli import main
 from nas.config import EarlyStopping, config_from_dict
 from nas.constraints import parse_constraint
@@ -152,9 +153,11 @@ def test_cost_only_search_completes_the_requested_trials_and_stores_every_constr
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(complete) == 6
     for t in study.trials:
-        assert list(t.constraints) == ["flops <= 8M"]  # feasible trials carry their (<= 0) violation too
-        assert t.constraints["flops <= 8M"] == pytest.approx(t.user_attrs["cost"]["flops"] - 8e6)
-        assert t.user_attrs["feasible"] == (t.state == optuna.trial.TrialState.COMPLETE)
+        record = read_trial(t)
+        assert list(record.violations) == ["flops <= 8M"]  # feasible trials carry their (<= 0) violation too
+        assert record.violations["flops <= 8M"] == pytest.approx(record.cost["flops"] - 8e6)
+        assert t.system_attrs["constraints"] == [record.violations["flops <= 8M"]]  # as constraints_func stores
+        assert record.feasible == (t.state == optuna.trial.TrialState.COMPLETE)
     assert all(t.user_attrs["cost"]["flops"] <= 8e6 for t in study.best_trials)
     assert study.user_attrs["objectives"] == [{"name": "flops", "direction": "minimize"},
                                               {"name": "activation_bytes", "direction": "minimize"}]
@@ -207,7 +210,8 @@ def test_infeasible_specs_are_never_trained_and_carry_their_violation(trained_se
     assert rejected, "the seed was chosen so that some samples break the constraint"
     for t in rejected:
         assert t.state == optuna.trial.TrialState.PRUNED
-        assert t.constraints["flops <= 8M"] > 0 and t.user_attrs["reason"].startswith("infeasible: flops")
+        assert read_trial(t).violations["flops <= 8M"] > 0 and t.user_attrs["reason"].startswith("infeasible: flops")
+        assert list(t.constraints.values()) == list(read_trial(t).violations.values())
         assert "metrics" not in t.user_attrs and t.user_attrs["curve"] == []
         assert not (root / "trained" / "trials" / str(t.number)).exists()
 
@@ -249,7 +253,7 @@ def test_an_architecture_is_trained_once(write_config, tmp_path, capsys):
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == 2 and complete[0].user_attrs["spec_id"] != complete[1].user_attrs["spec_id"]
     for t in trials:
-        if t.user_attrs["outcome"] == "duplicate":
+        if read_trial(t).outcome is Outcome.DUPLICATE:
             twin = int(t.user_attrs["reason"].rsplit(" ", 1)[1])
             assert t.state == optuna.trial.TrialState.PRUNED and trials[twin].user_attrs["spec_id"] == t.user_attrs["spec_id"]
     # a third architecture does not exist: the worker gives up instead of sampling forever

@@ -13,6 +13,7 @@ from collections import Counter
 import optuna
 import pytest
 
+from evaluation.record import Outcome, read_trial
 from nas.cli import main
 from nas.storage import default_url
 
@@ -130,7 +131,7 @@ def test_ctrl_c_marks_the_running_trial_interrupted_and_exits_130(write_config, 
     retries = [t for t in trials if number in t.system_attrs.get("retry_history", ())]
     assert len(retries) == 1 and retries[0].number == len(before)
     assert retries[0].params == trials[number].params and retries[0].state.name == "COMPLETE"
-    assert retries[0].user_attrs["outcome"] == "complete"
+    assert read_trial(retries[0]).outcome is Outcome.COMPLETE and retries[0].user_attrs["outcome"] is None
     assert sum(t.state.name == "COMPLETE" for t in trials) == 5
 
 

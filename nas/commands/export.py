@@ -8,7 +8,7 @@ scratch on the study's dataset, and writes it with `evaluation.export.export_mod
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -100,6 +100,8 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from evaluation.export import export_model
+    from evaluation.export_trial import model_card
     from evaluation.results import ResultsError, load_results
 
     formats = parse_formats(args.format)
@@ -121,122 +123,44 @@ def run(args: argparse.Namespace) -> int:
     num_classes = int(attrs.get("num_classes") or 600)
     print(f"trial {number} of study {attrs['study']} ({how}): {spec.num_layers} blocks, "
           f"{row['flops'] / 1e6:.3g} MFLOPs, {int(row['params']):,} params", file=sys.stderr)
-    training, labels, model = _weights(args, spec, attrs, num_classes)
-    from evaluation.export import export_model
-
+    weights = _weights(args, spec, row, attrs, num_classes)
     out = Path(args.out)
-    paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), model, out, formats,
-                         stream=args.stream, labels=labels, num_classes=num_classes)
+    paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), weights.model, out, formats,
+                         stream=args.stream, labels=weights.labels, num_classes=num_classes)
     card = out / "model_card.md"
-    card.write_text(model_card(row, attrs, how, training, paths, num_classes))
+    card.write_text(model_card(row, attrs, how, weights, paths, num_classes))
     for key, path in paths.items():
         print(f"{key:18s} {path}")
     print(f"{'model_card':18s} {card}")
-    if training is None:
+    if weights.source == "random":
         print("WARNING: the exported weights are RANDOMLY INITIALIZED (not trained); pass --train-epochs E to "
               "train them on the study's dataset first", file=sys.stderr)
+    elif weights.source == "kept":
+        print(f"weights: trial {number}'s proxy run during the search ({weights.detail['file']})", file=sys.stderr)
     return 0
 
 
-def _weights(args, spec, attrs: dict, num_classes: int):
-    """(training record or None, labels or None, Keras model) for the export."""
-    import keras
+def _weights(args, spec, row, attrs: dict, num_classes: int):
+    """The export's weights: retrained with --train-epochs, else those the search kept, else fresh."""
+    from evaluation.export_trial import kept_weights, random_weights, retrain, study_labels
 
     config = attrs.get("config") or {}
     seed = int(config.get("seed") or 0)
+    labels = study_labels(attrs, num_classes)
     if args.train_epochs is None:
-        from search_space import build_model
-
-        keras.utils.set_random_seed(seed)
-        return None, None, build_model(spec, num_classes)
-    from evaluation.datasets import load_dataset
-    from evaluation.proxy import Budget, train_proxy
-
+        metrics = {k: row[k] for k in ("val_accuracy", "val_loss", "epochs") if k in row and row[k] == row[k]}
+        try:
+            kept = kept_weights(spec, attrs.get("folder"), row.get("weights"), num_classes, seed, metrics)
+        except ValueError as exc:
+            raise UsageError(f"trial {int(row['number'])}: {exc}") from None
+        chosen = kept or random_weights(spec, num_classes, seed)
+        return dataclasses.replace(chosen, labels=labels)
     from ..config import dataset_for
 
     data_config = dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec)
     try:
-        dataset = load_dataset(data_config, base_dir=Path.cwd())
-        proxy = dict(config.get("proxy") or {})
-        proxy.update(epochs=args.train_epochs, steps=None, seconds=None)
-        budget = Budget.from_dict(proxy, path="proxy")
+        weights = retrain(spec, data_config, config.get("proxy") or {}, args.train_epochs, num_classes, seed,
+                          progress=lambda line: print(line, file=sys.stderr))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(f"--train-epochs: the study's {' '.join(str(exc).split())}") from None
-    if dataset.num_classes != num_classes:
-        raise UsageError(f"--train-epochs: the dataset has {dataset.num_classes} classes, the study costed "
-                         f"{num_classes}")
-    print(f"training from scratch for {args.train_epochs} epochs on {dataset!r} ...", file=sys.stderr)
-    result = train_proxy(spec, dataset, budget, seed=seed, num_classes=num_classes, return_model=True)
-    if result.status == "failed":
-        raise UsageError(f"--train-epochs: training failed ({result.reason})")
-    training = {"epochs": args.train_epochs, "dataset": data_config, "budget": budget.to_dict(), "seed": seed,
-                "metrics": dict(result.metrics)}
-    labels = list(dataset.class_names) if len(dataset.class_names) == num_classes else None
-    return training, labels, result.model
-
-
-# ---------------------------------------------------------------------------------------------
-# model card
-
-
-def model_card(row, attrs: dict, how: str, training: dict | None, paths: dict, num_classes: int) -> str:
-    """Markdown: weights status, provenance, architecture, costs, search metrics, files."""
-    import yaml
-
-    from evaluation.report import format_value
-
-    spec, number = row["spec"], int(row["number"])
-    config = attrs.get("config") or {}
-    lines = [f"# Model card: {attrs['study']}-{number}", ""]
-    if training is None:
-        lines += ["> **WARNING: the weights in these files are RANDOMLY INITIALIZED, not trained.** They are fit for "
-                  "checking size, speed and conversion, not for predictions. Re-export with `--train-epochs E` to "
-                  "train on the study's dataset, or train the spec yourself.", ""]
-    else:
-        m = training["metrics"]
-        lines += [f"Weights: trained from scratch for {training['epochs']} epochs on "
-                  f"`{yaml.safe_dump(training['dataset'], default_flow_style=True, width=1000).strip()}` (seed {training['seed']}): "
-                  f"validation accuracy {m.get('val_accuracy', float('nan')):.4g}, "
-                  f"validation loss {m.get('val_loss', float('nan')):.4g}.", ""]
-    lines += ["## How it was found", "",
-              f"- study `{attrs['study']}`, storage `{attrs['storage']}`, trial {number} (selected by `{how}`)",
-              f"- objectives: {', '.join(o['direction'] + ' ' + o['name'] for o in attrs.get('objectives', []))}",
-              f"- constraints: {', '.join(c['text'] for c in attrs.get('constraints', [])) or 'none'}",
-              f"- sampler: {_inline(config.get('sampler', 'tpe'))}, seed {config.get('seed', 0)}",
-              f"- dataset: {_inline(config.get('dataset', {'kind': 'synthetic'}))}",
-              f"- proxy training budget: {_inline(config.get('proxy', {}))}",
-              f"- exported {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} by `movinas export`", ""]
-    lines += ["## Architecture", "",
-              f"{spec.num_layers} blocks in {len(spec.stages)} stages; {spec.conv_type} conv, SE {spec.se_type}, "
-              f"{spec.activation}{', causal' if spec.causal else ''}; input {spec.frames} frames × "
-              f"{spec.resolution}² RGB in [0, 1]; {num_classes} classes.", "",
-              "| stage | blocks | filters | kernels (t×h×w) | expansion widths | first stride |", "|---|---|---|---|---|---|"]
-    for i, stage in enumerate(spec.stages, 1):
-        kernels = ", ".join("×".join(map(str, b.kernel)) for b in stage.blocks)
-        expands = ", ".join(str(b.expand) for b in stage.blocks)
-        lines.append(f"| {i} | {len(stage.blocks)} | {stage.filters} | {kernels} | {expands} | "
-                     f"{'×'.join(map(str, stage.blocks[0].strides))} |")
-    lines += ["", f"Stem {spec.stem.filters} filters; head {spec.head.filters} filters, classifier hidden "
-              f"{spec.head.hidden}. The full spec is `spec.yaml` (`ArchSpec.from_yaml`).", ""]
-    lines += [f"## Costs (analytic, {spec.frames}×{spec.resolution}², batch 1)", "", "| cost | value |", "|---|---|"]
-    for col in ("params", "macs", "flops", "activation_bytes", "state_bytes"):
-        if col in row and row[col] == row[col]:
-            lines.append(f"| {col} | {format_value(col, row[col])} ({int(row[col]):,}) |")
-    metrics = [c for c in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epochs", "latency_ms",
-                           "grad_norm", "snip", "synflow", "naswot") if c in row and row[c] == row[c]]
-    if metrics:
-        lines += ["", "## Metrics measured during the search (proxy training, not these weights)", "",
-                  "| metric | value |", "|---|---|"] + [f"| {c} | {format_value(c, row[c])} |" for c in metrics]
-    lines += ["", "## Files", ""] + [f"- `{Path(p).name}` ({key})" for key, p in paths.items()]
-    lines += ["", "Run it: `movinas predict THIS_FOLDER video.mp4`" + (" (add `--stream` for the stream model)"
-                                                                      if "stream_tflite" in paths or
-                                                                      "stream_keras" in paths else ""), ""]
-    return "\n".join(lines)
-
-
-def _inline(value) -> str:
-    import yaml
-
-    if isinstance(value, str):
-        return value
-    return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip() + "`"
+    return weights if weights.labels else dataclasses.replace(weights, labels=labels)

@@ -1,0 +1,185 @@
+"""The trial record (evaluation.record): one writer, one reader, the Optuna state as the truth,
+constraints, learning curves and kept weights where Optuna, optuna-dashboard and `movinas export`
+look for them."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from evaluation.pareto import pareto_front
+from evaluation.record import Outcome, outcome_of, read_trial, write_outcome, write_results, write_start
+from evaluation.results import load_results, load_study, objectives_of
+from nas.cli import main
+from nas.storage import default_url
+from nas.study import counted
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+DATA = {"kind": "synthetic", "num_classes": 3, "clips_per_class": 4, "frames": 4, "resolution": 16, "seed": 0}
+TRAINED = {"space": "small", "dataset": DATA, "proxy": {"epochs": 2, "batch_size": 4}, "sampler": "random",
+           "seed": 3, "early_stopping": "off"}
+
+
+def test_reference_run_reads_through_the_record_with_the_same_front():
+    records = [read_trial(t) for t in load_study(REFERENCE).study.get_trials()]
+    assert Counter(r.outcome for r in records) == {Outcome.COMPLETE: 8, Outcome.DUPLICATE: 24,
+                                                   Outcome.EARLY_STOPPED: 4, Outcome.INFEASIBLE: 3}
+    assert all(r.schema == 1 and r.arch_spec() is not None for r in records)  # stored before the version was
+    assert sum(r.counted for r in records) == 12
+    df = load_results(REFERENCE)
+    front = pareto_front(df, objectives_of(df))
+    assert front["number"].tolist() == [37, 16, 4, 5]
+    assert front["val_accuracy"].round(6).tolist() == [0.738281, 0.714844, 0.691406, 0.476562]
+    assert front["flops"].tolist() == [3520000, 3372544, 3242496, 2732544]
+
+
+@pytest.mark.parametrize("state, stored, outcome", [
+    ("COMPLETE", None, Outcome.COMPLETE), ("COMPLETE", "interrupted", Outcome.COMPLETE),
+    ("PRUNED", "early_stopped", Outcome.EARLY_STOPPED), ("PRUNED", "duplicate", Outcome.DUPLICATE),
+    ("FAIL", "interrupted", Outcome.INTERRUPTED), ("FAIL", "complete", Outcome.FAILED),
+    ("FAIL", "early_stopped", Outcome.FAILED), ("FAIL", None, None), ("RUNNING", "complete", None),
+    ("WAITING", "interrupted", None),
+])
+def test_the_state_decides_the_outcome(state, stored, outcome):
+    assert outcome_of(state, stored) is outcome
+
+
+def test_a_trial_killed_after_writing_its_results_counts_as_failed(tmp_path):
+    """The writer leaves no `complete` behind a trial whose state never became COMPLETE, and a
+    FAIL trial stored by older versions with outcome `complete` reads as failed everywhere."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=storage, study_name="killed", directions=["minimize"])
+    study.set_user_attr("objectives", [{"name": "flops", "direction": "minimize"}])
+    trial = study.ask()
+    write_start(trial, spec={}, spec_id="0" * 16, cost={"flops": 5.0}, costed_at={}, violations={}, worker="w")
+    write_results(trial, metrics={"val_accuracy": 0.5}, curve=[], timing={})
+    write_outcome(trial, Outcome.COMPLETE, None)
+    # SIGKILL here; a later worker finds the heartbeat stale and fails the trial
+    study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL,
+                                        user_attrs={"outcome": "complete", "metrics": {"val_accuracy": 0.7}}))
+    study.add_trial(optuna.create_trial(value=3.0, user_attrs={"metrics": {"val_accuracy": 0.6}}))
+    trials = study.get_trials()
+    assert trials[0].user_attrs.get("outcome") is None  # no "complete" left behind
+    assert [counted(t) for t in trials] == [False, False, True]
+    df = load_results(tmp_path / "study.db")
+    assert df["outcome"].fillna("none").tolist() == ["none", "failed", "complete"]
+    assert df["state"].tolist() == ["FAIL", "FAIL", "COMPLETE"]
+
+
+def test_constraints_are_where_optunas_own_helpers_read_them(write_config, tmp_path):
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY, _get_feasible_trials
+
+    cfg = write_config({"space": "small", "num_classes": 4, "sampler": "random", "trials": 4, "study": "limits",
+                        "objectives": [{"minimize": "flops"}, {"minimize": "params"}],
+                        "constraints": ["flops <= 6M", "params >= 20K"]})
+    assert main(["search", str(cfg), "--results-dir", str(tmp_path)]) == 0
+    study = optuna.load_study(study_name="limits", storage=default_url(tmp_path, "limits"))
+    records = {t.number: read_trial(t) for t in study.trials}
+    assert any(r.outcome is Outcome.INFEASIBLE for r in records.values())
+    for t in study.trials:
+        named = records[t.number].violations
+        assert list(named) == ["flops <= 6M", "params >= 20K"]  # the named values stay
+        assert t.system_attrs[_CONSTRAINTS_KEY] == list(named.values())  # as a constraints_func stores them
+        assert named["flops <= 6M"] == pytest.approx(records[t.number].cost["flops"] - 6e6)
+        assert named["params >= 20K"] == pytest.approx(20e3 - records[t.number].cost["params"])
+    feasible = {t.number for t in _get_feasible_trials(study.trials)}
+    assert feasible == {n for n, r in records.items() if r.feasible}
+    assert feasible >= {t.number for t in study.best_trials} and study.best_trials
+
+
+@pytest.fixture(scope="module")
+def pruned_study(tmp_path_factory):
+    """A single-objective study with Optuna's MedianPruner, whose one stored trial leads at every
+    epoch (accuracy 1.01): the next trial is pruned after its first epoch."""
+    import yaml
+
+    from search_space import SearchSpace
+
+    root = tmp_path_factory.mktemp("pruned")
+    cfg = root / "median.yaml"
+    cfg.write_text(yaml.safe_dump({**TRAINED, "study": "median", "trials": 2, "objectives": ["val_accuracy"],
+                                   "pruner": {"name": "median", "options": {"n_startup_trials": 1}}}))
+    (root / "median").mkdir()
+    study = optuna.create_study(study_name="median", storage=default_url(root, "median"), direction="maximize")
+    choices = SearchSpace.from_yaml("small").param_choices()
+    study.add_trial(optuna.create_trial(
+        params={k: c[0] for k, c in choices.items()},
+        distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in choices.items()},
+        value=1.01, intermediate_values={1: 1.01, 2: 1.01}))
+    assert main(["search", str(cfg), "--results-dir", str(root)]) == 0
+    return optuna.load_study(study_name="median", storage=default_url(root, "median"))
+
+
+def test_optunas_pruner_stops_a_single_objective_trial_from_its_reported_curve(pruned_study):
+    t = pruned_study.trials[1]
+    record = read_trial(t)
+    assert t.state == optuna.trial.TrialState.PRUNED and record.outcome is Outcome.EARLY_STOPPED
+    assert record.reason.startswith("pruned by MedianPruner at epoch 1")
+    assert t.intermediate_values == {1: record.curve[0]["val_accuracy"]}
+    assert counted(t)  # it was trained
+
+
+def test_learning_curves_show_in_optunas_intermediate_values_plot(pruned_study, trained_multi):
+    from optuna.visualization.matplotlib import plot_intermediate_values
+
+    _, multi = trained_multi
+    for study, curves in ((pruned_study, 2), (multi, 1)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ax = plot_intermediate_values(study)
+        assert len(ax.get_lines()) == curves
+    t = multi.get_trials(states=(optuna.trial.TrialState.COMPLETE,))[0]
+    assert t.intermediate_values == {e["epoch"]: e["val_accuracy"] for e in read_trial(t).curve}
+
+
+@pytest.fixture(scope="module")
+def trained_multi(tmp_path_factory):
+    """A multi-objective trained study of one COMPLETE trial (weights kept: a small proxy)."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("kept")
+    cfg = root / "kept.yaml"
+    cfg.write_text(yaml.safe_dump({**TRAINED, "study": "kept", "trials": 1,
+                                   "objectives": [{"maximize": "val_accuracy"}, {"minimize": "flops"}]}))
+    assert main(["search", str(cfg), "--results-dir", str(root)]) == 0
+    return root, optuna.load_study(study_name="kept", storage=default_url(root, "kept"))
+
+
+def test_export_carries_the_weights_the_search_trained(trained_multi, tmp_path, capsys):
+    import keras
+
+    import search_space  # noqa: F401  registers the custom layers
+
+    root, study = trained_multi
+    t = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))[0]
+    record = read_trial(t)
+    assert record.weights == f"trials/{t.number}/weights.npz"
+    out = tmp_path / "kept"
+    assert main(["export", str(root / "kept"), "--trial", str(t.number), "--format", "yaml,keras",
+                 "--out", str(out)]) == 0
+    assert "RANDOMLY" not in capsys.readouterr().err
+    model = keras.saving.load_model(out / "model.keras")
+    with np.load(root / "kept" / record.weights) as saved:
+        for v in model.weights:
+            np.testing.assert_array_equal(np.asarray(v.numpy()), saved[v.path])
+    card = (out / "model_card.md").read_text()
+    assert f"trained during the search, by trial {t.number}'s own proxy run" in card and "RANDOMLY" not in card
+    assert (out / "labels.txt").read_text().splitlines() == study.user_attrs["class_names"]
+
+
+def test_keep_weights_off_keeps_none_and_export_says_the_weights_are_random(write_config, tmp_path, capsys):
+    cfg = write_config({**TRAINED, "study": "nokeep", "trials": 1, "keep_weights": False,
+                        "proxy": {"epochs": 1, "batch_size": 4}, "objectives": ["val_accuracy"]})
+    assert main(["search", str(cfg), "--results-dir", str(tmp_path)]) == 0
+    t = optuna.load_study(study_name="nokeep", storage=default_url(tmp_path, "nokeep")).trials[0]
+    assert read_trial(t).weights is None and not (tmp_path / "nokeep" / "trials" / "0" / "weights.npz").exists()
+    out = tmp_path / "plain"
+    assert main(["export", str(tmp_path / "nokeep"), "--trial", "0", "--format", "yaml", "--out", str(out)]) == 0
+    assert "RANDOMLY INITIALIZED" in capsys.readouterr().err
+    assert (out / "labels.txt").read_text().splitlines() == ["right", "left", "clockwise"]  # the study's classes
