@@ -141,7 +141,9 @@ class Supernet:
         self.envelope = envelope(space)
         self.largest = space.decode(extreme_params(space, True), name="largest")
         self.smallest = space.decode(extreme_params(space, False), name="smallest")
-        model = build_model(self.envelope, num_classes=self.num_classes)
+        # the envelope model holds the shared weights and runs the masked forward pass (no drop path)
+        model = build_model(self.envelope.replace(stochastic_depth=0.0), num_classes=self.num_classes)
+        self.envelope_model = model
         self.variables: dict[str, Any] = {w.path: w for w in model.weights}
         for path, v in self.variables.items():
             if path.endswith("_scale/scale") and block_scale_init is not None:
@@ -203,22 +205,34 @@ class Supernet:
             return tf.convert_to_tensor(v)
         return tf.slice(tf.convert_to_tensor(v), begin, shape)
 
-    def values(self, spec: ArchSpec, model: Any) -> tuple[list, list]:
-        """(trainable, non-trainable) slices in `model`'s variable order; seed states kept as they are."""
+    def values(self, spec: ArchSpec, model: Any, seed: tuple | None = None) -> tuple[list, list]:
+        """(trainable, non-trainable) slices in `model`'s variable order. Dropout seed states are the
+        model's own, or derived from `seed` (a tuple of ints) so that masks repeat run to run."""
+        import tensorflow as tf
+
         layers = _layer_map(self.envelope, spec)
+        n_seed = 0
 
         def get(w):
-            if "seed_generator" in w.path:
+            nonlocal n_seed
+            if "seed_generator" not in w.path:
+                return self.slice(w.path, w.shape, layers)
+            if seed is None:
                 return w.value
-            return self.slice(w.path, w.shape, layers)
+            n_seed += 1
+            h = hash((*seed, n_seed)) % (2**31)
+            return tf.constant([h, 0], dtype=w.dtype)
 
         return [get(w) for w in model.trainable_variables], [get(w) for w in model.non_trainable_variables]
 
-    def model(self, spec: ArchSpec) -> Any:
-        """The (cached, at most `cache_size`) Keras model of `spec` whose graph a forward pass runs."""
+    def model(self, spec: ArchSpec, stochastic_depth: float | None = None) -> Any:
+        """The (cached, at most `cache_size`) Keras model of `spec` whose graph a forward pass runs;
+        `stochastic_depth` replaces the spec's drop-path rate (it has no weights)."""
         from .builder import build_model
 
         key = spec.replace(name="s")
+        if stochastic_depth is not None:
+            key = key.replace(stochastic_depth=stochastic_depth)
         if key not in self._models:
             check_in_space(self.space, spec)
             while len(self._models) >= self._cache_size:
@@ -227,21 +241,57 @@ class Supernet:
         self._models.move_to_end(key)
         return self._models[key]
 
-    def forward(self, spec: ArchSpec, x: Any, training: bool = False) -> tuple[Any, list]:
-        """(logits, new non-trainable values) of sub-network `spec` on clip batch `x`."""
-        model = self.model(spec)
-        tv, ntv = self.values(spec, model)
-        return model.stateless_call(tv, ntv, x, training=training)
+    def forward(self, spec: ArchSpec, x: Any, training: bool = False, stochastic_depth: float | None = None,
+                seed: tuple | None = None) -> tuple[Any, list]:
+        """(logits, new BN moving statistics) of sub-network `spec` on clip batch `x`; see `values`
+        for `seed` and `model` for `stochastic_depth`."""
+        model = self.model(spec, stochastic_depth)
+        tv, ntv = self.values(spec, model, seed)
+        logits, new = model.stateless_call(tv, ntv, x, training=training)
+        return logits, [v for w, v in zip(model.non_trainable_variables, new) if "seed_generator" not in w.path]
 
-    def write_statistics(self, spec: ArchSpec, new_values: list) -> None:
-        """Store a sub-network's updated BN moving statistics into the leading slices they came from."""
+    def masks(self, spec: ArchSpec) -> list | None:
+        """0/1 masks of `spec` for the envelope model's trainable weights, in their order; None when
+        `spec` cannot run as masks (see search_space.supernet_masks)."""
+        from .supernet_masks import sub_masks
+
+        m = sub_masks(self, spec)
+        return None if m is None else [m[w.path] for w in self.envelope_model.trainable_variables]
+
+    def masked_forward(self, masks: list, x: Any, training: bool = False, seed: tuple | None = None):
+        """(logits, new BN statistics) of the envelope run with `masks` (what `masks(spec)` returns,
+        as arrays or tensors): the output of `spec`'s sub-network, in one graph for every spec.
+        `seed`: 3 integers (e.g. seed, step, pass) that fix the dropout masks."""
         import tensorflow as tf
 
-        model = self.model(spec)
+        model = self.envelope_model
+        tv = [tf.convert_to_tensor(w) * tf.cast(m, w.dtype) for w, m in zip(model.trainable_variables, masks)]
+        ntv, n_seed = [], 0
+        mix = None if seed is None else tf.reduce_sum(tf.cast(seed, tf.int64) * tf.constant([1_000_003, 8_191, 131],
+                                                                                         tf.int64))
+        for w in model.non_trainable_variables:
+            if "seed_generator" in w.path and mix is not None:
+                n_seed += 1
+                ntv.append(tf.stack([tf.cast(tf.math.floormod(mix + n_seed, 2**31), w.dtype), tf.zeros((), w.dtype)]))
+            else:
+                ntv.append(tf.convert_to_tensor(w))
+        logits, new = model.stateless_call(tv, ntv, x, training=training)
+        return logits, [v for w, v in zip(model.non_trainable_variables, new) if "seed_generator" not in w.path]
+
+    def write_envelope_statistics(self, new_values: list) -> None:
+        model = self.envelope_model
+        for w, value in zip([w for w in model.non_trainable_variables if "seed_generator" not in w.path], new_values):
+            w.assign(value)
+
+    def write_statistics(self, spec: ArchSpec, new_values: list, stochastic_depth: float | None = None) -> None:
+        """Store a sub-network's BN moving statistics (as `forward` returns them) into the leading
+        slices they came from."""
+        import tensorflow as tf
+
+        model = self.model(spec, stochastic_depth)
         layers = _layer_map(self.envelope, spec)
-        for w, value in zip(model.non_trainable_variables, new_values):
-            if "seed_generator" in w.path:
-                continue
+        targets = [w for w in model.non_trainable_variables if "seed_generator" not in w.path]
+        for w, value in zip(targets, new_values):
             v = self.variables[self.source(w.path, layers)]
             n = int(w.shape[0])
             v.assign(tf.concat([tf.cast(value, v.dtype), tf.convert_to_tensor(v)[n:]], 0) if n < v.shape[0]
@@ -253,17 +303,21 @@ class Supernet:
                 f"{self.largest.num_layers} layers, smallest {self.smallest.num_layers}")
 
 
-def extract(supernet: Supernet, spec: ArchSpec, mode: str = "base", **build_args: Any) -> Any:
+def extract(supernet: Supernet, spec: ArchSpec, mode: str = "base", stochastic_depth: float | None = None,
+            **build_args: Any) -> Any:
     """`build_model(spec, supernet.num_classes, mode, **build_args)` holding the shared weights.
 
-    mode "stream" (causal spaces) gives the stream model of the same weights. Raises SpecError when
-    `spec` is not a point of the supernet's space.
+    mode "stream" (causal spaces) gives the stream model of the same weights. `stochastic_depth`
+    replaces the spec's drop-path rate (no weights depend on it). Raises SpecError when `spec` is not
+    a point of the supernet's space.
     """
     import numpy as np
 
     from .builder import build_model
 
     check_in_space(supernet.space, spec)
+    if stochastic_depth is not None:
+        spec = spec.replace(stochastic_depth=stochastic_depth)
     base = build_model(spec, num_classes=supernet.num_classes, **build_args)
     tv, ntv = supernet.values(spec, base)
     for w, value in zip(base.trainable_variables + base.non_trainable_variables, tv + ntv):
@@ -275,4 +329,12 @@ def extract(supernet: Supernet, spec: ArchSpec, mode: str = "base", **build_args
     return stream
 
 
-__all__ = ["STRUCTURAL", "Supernet", "check_in_space", "check_space", "envelope", "extract", "extreme_params"]
+def copy_weights(source: Any, target: Any) -> None:
+    """Assign `source`'s weights to `target`'s of the same path (dropout seed states left out)."""
+    by_path = {w.path: w for w in source.weights if "seed_generator" not in w.path}
+    for w in target.weights:
+        if "seed_generator" not in w.path:
+            w.assign(by_path[w.path])
+
+
+__all__ = ["STRUCTURAL", "Supernet", "check_in_space", "check_space", "copy_weights", "envelope", "extract", "extreme_params"]

@@ -178,3 +178,35 @@ def test_gradients_of_a_subnetwork_reach_only_the_weights_it_reads(small):
     grads = dict(zip(small.variables, tape.gradient(loss, list(small.variables.values()))))
     assert grads["b0_expand/kernel"] is not None
     assert grads["b4_expand/kernel"] is None  # stage 3's second layer: the smallest has depth 1
+
+
+@pytest.mark.parametrize("which", ["small", "causal"])
+def test_masked_envelope_run_equals_the_extracted_model(which, request):
+    net = request.getfixturevalue(which)
+    _perturb(net)
+    space = net.space  # causal: with a positional encoding only full-width SE layers mask
+    checked = 0
+    for seed in range(8):
+        spec = space.sample(seed)
+        masks = net.masks(spec)
+        if masks is None:
+            continue
+        x = _clip(spec, seed=seed)
+        _assert_close(net.masked_forward(masks, x)[0], extract(net, spec)(x, training=False))
+        checked += 1
+    assert checked >= 1
+
+
+def test_masks_cover_exactly_the_extracted_weights(small):
+    for seed in range(5):
+        spec = small.space.sample(seed)
+        model = extract(small, spec)
+        assert sum(int(m.sum()) for m in small.masks(spec)) == sum(int(np.prod(w.shape))
+                                                                   for w in model.trainable_variables)
+
+
+def test_unmaskable_sub_networks_are_recognised(mixed):
+    # a 2+1D layer with temporal kernel 1 has no temporal conv, which the envelope has
+    space = mixed.space
+    spec = space.decode({**space.nearest(mixed.largest), "s1_b1_kernel": "1x3x3"})
+    assert mixed.masks(spec) is None
