@@ -86,6 +86,25 @@ def spearman_rho(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.sum(rx * ry)) / denom if denom > 0 else math.nan
 
 
+def bootstrap_ci(stat: Callable[[np.ndarray, np.ndarray], float], a: Sequence[float], b: Sequence[float],
+                 n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(statistic, low, high): `stat(a, b)` (e.g. `kendall_tau`, `spearman_rho`) on the paired
+    values and its percentile bootstrap interval at `level`, resampling the pairs (architectures)
+    with replacement `n_boot` times from `numpy.random.default_rng(seed)`. Non-finite pairs are
+    dropped first; NaN bounds when fewer than 3 pairs remain."""
+    x, y = _clean(a, b)
+    value = stat(x, y)
+    if len(x) < 3:
+        return value, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), (n_boot, len(x)))
+    draws = np.array([stat(x[i], y[i]) for i in idx])
+    draws = draws[np.isfinite(draws)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (math.nan, math.nan)
+    return value, float(low), float(high)
+
+
 # ---------------------------------------------------------------------------------------------
 # proxies by name
 

@@ -187,7 +187,7 @@ def test_load_dataset_maps_a_yaml_dict_onto_synthetic():
     config = {"kind": "synthetic", **SMALL, "noise": 0.05, "seed": 0}
     ds = load_dataset(config)
     assert np.array_equal(ds.train.x, synthetic(**SMALL, noise=0.05, seed=0).train.x)
-    assert set(DATASET_KINDS) == {"synthetic", "video_folder"}
+    assert set(DATASET_KINDS) == {"synthetic", "graded", "video_folder"}
 
 
 def test_load_dataset_names_a_misspelled_field_and_the_allowed_ones():
@@ -200,7 +200,7 @@ def test_load_dataset_names_a_misspelled_field_and_the_allowed_ones():
 def test_load_dataset_names_the_path_of_a_bad_value_and_kind():
     with pytest.raises(ValueError, match=r"^search\.data\.num_classes: 40, must be in \[2, 11\]"):
         load_dataset({"kind": "synthetic", "num_classes": 40}, where="search.data")
-    with pytest.raises(ValueError, match=r"^dataset\.kind: 'kinetics', allowed: synthetic, video_folder"):
+    with pytest.raises(ValueError, match=r"^dataset\.kind: 'kinetics', allowed: synthetic, graded, video_folder"):
         load_dataset({"kind": "kinetics"})
     with pytest.raises(ValueError, match=r"^dataset\.kind: missing"):
         load_dataset({"num_classes": 4})

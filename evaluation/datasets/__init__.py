@@ -5,6 +5,7 @@ TensorFlow (nor OpenCV, until a video is read or written)."""
 from .clips import Clips, DatasetWarning, VideoDataset, single_frame
 from .config import DATASET_KINDS, load_dataset
 from .folder import video_folder
+from .graded import GRADED_CLASSES, LEVELS, graded
 from .motion import SYNTHETIC_CLASSES, synthetic
 from .video_io import VIDEO_EXTENSIONS, iter_frames, read_video, write_video
 
@@ -12,9 +13,12 @@ __all__ = [
     "Clips",
     "DATASET_KINDS",
     "DatasetWarning",
+    "GRADED_CLASSES",
+    "LEVELS",
     "SYNTHETIC_CLASSES",
     "VIDEO_EXTENSIONS",
     "VideoDataset",
+    "graded",
     "iter_frames",
     "load_dataset",
     "read_video",

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from .clips import VideoDataset
 from .folder import video_folder
+from .graded import graded
 from .motion import synthetic
 
-DATASET_KINDS = {"synthetic": synthetic, "video_folder": video_folder}
+DATASET_KINDS = {"synthetic": synthetic, "graded": graded, "video_folder": video_folder}
 _PATH_FIELDS = ("source", "cache_dir")
 
 

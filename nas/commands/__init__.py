@@ -3,7 +3,7 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-from . import cost, demo, export, fidelity, predict, report, screen, search
+from . import bench, cost, demo, export, fidelity, predict, report, screen, search
 
 ALL: list = [
     demo.register,
@@ -14,4 +14,5 @@ ALL: list = [
     report.register,
     export.register,
     fidelity.register,
+    bench.register,
 ]

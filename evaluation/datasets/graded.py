@@ -1,0 +1,237 @@
+"""A graded synthetic video task: the ground truth that benchmark tables are trained on.
+
+Ten classes, in five pairs of rising difficulty, each pair telling apart something only a video
+network sees: the direction and the speed of a motion, the order of two events more than a
+3-frame kernel apart, a periodic against a one-off motion, and trajectories that differ only in
+their last frames. `level` (1-3) adds distractors, a global (camera-like) motion of the whole scene
+and pixel noise. As in `motion.py`, every single frame has the same distribution for every class
+(the frame is a torus, start positions are uniform, angles uniform, sizes log-uniform), so a
+single frame tells nothing. See docs/datasets.md ("The graded task").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .clips import Clips, VideoDataset, check_float, check_int, stratified_split
+from .motion import SHAPES, SIZE, _blend, _hsv_to_rgb, _noise_offsets, _shape_mask, _uniform, _wrap
+
+# (name, what moves): the first `num_classes` entries are used, in this order.
+GRADED_CLASSES: tuple[tuple[str, str], ...] = (
+    ("right_slow", "the actor translates rightwards (heading within ±20°), 2.5-4.5 % of the frame per frame"),
+    ("left_slow", "the same, leftwards"),
+    ("right_fast", "rightwards at 7-11 % of the frame per frame"),
+    ("left_fast", "leftwards at 7-11 % of the frame per frame"),
+    ("vertical_then_horizontal", "a still actor jumps up or down for one frame, >= 4 frames later left or right"),
+    ("horizontal_then_vertical", "the same two events in the other order"),
+    ("periodic", "the actor oscillates along a random axis all clip long (period 3.5-5 frames)"),
+    ("one_off", "the same oscillation for one period only, at a random time; still otherwise"),
+    ("turns_left_late", "the actor travels in a random direction and turns 90° left in the last third"),
+    ("turns_right_late", "the same, turning right"),
+)
+MAX_GRADED_CLASSES = len(GRADED_CLASSES)
+
+
+@dataclass(frozen=True)
+class Level:
+    """How hard the nuisances make the task: pixel noise (sd), grey distractor discs per clip and the
+    largest camera speed (fraction of the frame per frame; each clip pans at a uniform speed in
+    [0, camera] in a uniform direction, the background texture, the distractors and the actor with it)."""
+
+    noise: float
+    distractors: int
+    camera: float
+
+
+LEVELS = {1: Level(0.03, 1, 0.0), 2: Level(0.06, 2, 0.03), 3: Level(0.10, 3, 0.06)}
+
+SLOW, FAST = (0.025, 0.045), (0.07, 0.11)  # translation speeds, fraction of the frame per frame
+JITTER = np.deg2rad(20.0)
+HOP = (0.10, 0.18)  # jump distance of an event, fraction of the frame
+ORDER_GAP = 4  # frames between the two events at least: more than one 3-frame kernel spans
+OSC_AMPLITUDE, OSC_PERIOD = (0.06, 0.10), (3.5, 5.0)
+TURN_SPEED = (0.04, 0.08)
+TURN_AT = 2 / 3  # the turn happens at frame round(TURN_AT * (frames - 1))
+DISTRACTOR_RADIUS, DISTRACTOR_SPEED = (0.04, 0.08), (0.0, 0.05)
+TEXTURE = 0.08  # amplitude of each of the background's three periodic texture waves
+_CHUNK_PIXELS = 1 << 16
+
+
+def graded(
+    num_classes: int = MAX_GRADED_CLASSES,
+    clips_per_class: int = 64,
+    frames: int = 12,
+    resolution: int = 32,
+    level: int = 2,
+    seed: int = 0,
+    val_fraction: float = 0.25,
+) -> VideoDataset:
+    """Generate the graded task: `clips_per_class` clips of each of the first `num_classes` classes
+    of `GRADED_CLASSES` at difficulty `level` (`LEVELS`), split per class into train and validation.
+    The same arguments give bit-identical arrays; another `seed` gives other clips."""
+    num_classes = check_int("num_classes", num_classes, 2, MAX_GRADED_CLASSES)
+    clips_per_class = check_int("clips_per_class", clips_per_class, 2)
+    frames = check_int("frames", frames, 8)
+    resolution = check_int("resolution", resolution, 16)
+    level = check_int("level", level, 1, max(LEVELS))
+    seed = check_int("seed", seed, 0)
+    val_fraction = check_float("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(num_classes), clips_per_class)
+    train, val = stratified_split(labels, val_fraction, seed)
+    y = labels[np.concatenate([train, val])].astype(np.int32)
+    x = render_graded(y, frames, resolution, LEVELS[level], rng)
+    n = len(train)
+    return VideoDataset(
+        name=f"graded-{level}",
+        class_names=tuple(name for name, _ in GRADED_CLASSES[:num_classes]),
+        train=Clips(x[:n], y[:n]),
+        val=Clips(x[n:], y[n:]),
+        frames=frames,
+        resolution=resolution,
+    )
+
+
+def render_graded(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.random.Generator) -> np.ndarray:
+    """Clips [N, T, H, W, 3] float32 in [0, 1] for class indices `labels`, drawing from `rng`."""
+    n = len(labels)
+    scene = _scene(labels, frames, res, level, rng)
+    frame_size = res * res * 3
+    if level.noise > 0:
+        bank_size = min(n * frames * frame_size, 1 << 20)
+        bank = rng.standard_normal(bank_size, dtype=np.float32) * np.float32(level.noise)
+        offsets = _noise_offsets(n * frames, frame_size, bank_size, rng)
+    out = np.empty((n, frames, res, res, 3), np.float32)
+    step = max(1, _CHUNK_PIXELS // (frames * res * res))
+    for s in range(0, n, step):
+        part = out[s : s + step]
+        _render_chunk({k: v[s : s + step] for k, v in scene.items()}, res, part)
+        if level.noise > 0:
+            flat = part.reshape(-1, frame_size)
+            for i, o in enumerate(offsets[s * frames : s * frames + len(flat)]):
+                flat[i] += bank[o : o + frame_size]
+        np.clip(part, 0.0, 1.0, out=part)
+    return out
+
+
+def _scene(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.random.Generator) -> dict:
+    """Per-clip, per-frame actor state, camera track, colours and distractor tracks. Every clip
+    draws the same random numbers in the same order whatever its class."""
+    n, t = len(labels), np.arange(frames, dtype=np.float64)
+    nd = level.distractors
+    x0, y0 = rng.uniform(0, res, n), rng.uniform(0, res, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    size = np.exp(rng.uniform(np.log(SIZE[0] * res), np.log(SIZE[1] * res), n))
+    shape = rng.integers(0, len(SHAPES), n)
+    colour = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
+    slow, fast = _uniform(rng, SLOW, n, res), _uniform(rng, FAST, n, res)
+    jitter = rng.uniform(-JITTER, JITTER, n)
+    hop = _uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
+    pairs = np.array([(a, b) for a in range(frames) for b in range(a + ORDER_GAP, frames)])
+    hop_t = pairs[rng.integers(0, len(pairs), n)]
+    osc_axis = rng.uniform(0, 2 * np.pi, n)
+    osc_amp = _uniform(rng, OSC_AMPLITUDE, n, res)
+    osc_period = _uniform(rng, OSC_PERIOD, n)
+    osc_phase = rng.uniform(0, 2 * np.pi, n)
+    osc_start = rng.uniform(0, 1, n) * (frames - 1 - osc_period)
+    heading = rng.uniform(0, 2 * np.pi, n)
+    turn_speed = _uniform(rng, TURN_SPEED, n, res)
+    cam_speed = rng.uniform(0, level.camera * res, n)
+    cam_heading = rng.uniform(0, 2 * np.pi, n)
+    background = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.15, 0.4, n))
+    waves = rng.integers(-3, 4, (n, 3, 2))
+    waves[(waves == 0).all(-1)] = (1, 2)  # no constant wave
+    wave_phase = rng.uniform(0, 2 * np.pi, (n, 3))
+    wave_amp = rng.uniform(-TEXTURE, TEXTURE, (n, 3, 3))  # [clip, wave, channel]
+    d_pos = rng.uniform(0, res, (n, nd, 1, 2))
+    d_heading = rng.uniform(0, 2 * np.pi, (n, nd))
+    d_speed = _uniform(rng, DISTRACTOR_SPEED, n * nd, res).reshape(n, nd)
+    d_radius = _uniform(rng, DISTRACTOR_RADIUS, n * nd, res).reshape(n, nd)
+    d_grey = rng.uniform(0.3, 0.8, (n, nd))
+
+    dx, dy = np.zeros((n, frames)), np.zeros((n, frames))  # actor displacement from its start
+    is_ = {name: labels == i for i, (name, _) in enumerate(GRADED_CLASSES)}
+    for name, base, speed in (("right_slow", 0.0, slow), ("left_slow", np.pi, slow),
+                              ("right_fast", 0.0, fast), ("left_fast", np.pi, fast)):
+        m = is_[name]
+        dx[m] = np.outer(speed[m] * np.cos(base + jitter[m]), t)
+        dy[m] = np.outer(speed[m] * np.sin(base + jitter[m]), t)
+    for name, (vertical_at, horizontal_at) in (("vertical_then_horizontal", (0, 1)),
+                                               ("horizontal_then_vertical", (1, 0))):
+        rows = np.flatnonzero(is_[name])
+        dy[rows, hop_t[rows, vertical_at]] += hop[0, rows]
+        dx[rows, hop_t[rows, horizontal_at]] += hop[1, rows]
+    for name in ("periodic", "one_off"):
+        m = is_[name]
+        if name == "periodic":
+            wave = np.sin(2 * np.pi * t / osc_period[m, None] + osc_phase[m, None])
+        else:  # one period starting at a random time, still before and after
+            local = t - osc_start[m, None]
+            inside = (local >= 0) & (local <= osc_period[m, None])
+            wave = np.where(inside, np.sin(2 * np.pi * local / osc_period[m, None]), 0.0)
+        dx[m] = osc_amp[m, None] * np.cos(osc_axis[m, None]) * wave
+        dy[m] = osc_amp[m, None] * np.sin(osc_axis[m, None]) * wave
+    turn = round(TURN_AT * (frames - 1))
+    for name, sign in (("turns_left_late", -1.0), ("turns_right_late", 1.0)):  # image y points down
+        m = is_[name]
+        before, after = np.minimum(t, turn), np.maximum(t - turn, 0)
+        h2 = heading[m] + sign * np.pi / 2
+        dx[m] = turn_speed[m, None] * (np.outer(np.cos(heading[m]), before) + np.outer(np.cos(h2), after))
+        dy[m] = turn_speed[m, None] * (np.outer(np.sin(heading[m]), before) + np.outer(np.sin(h2), after))
+
+    cam = cam_speed[:, None, None] * np.stack([np.cos(cam_heading), np.sin(cam_heading)], -1)[:, None] * t[:, None]
+    d_velocity = d_speed[..., None] * np.stack([np.cos(d_heading), np.sin(d_heading)], -1)  # [n, D, 2]
+    d_track = d_pos + d_velocity[:, :, None, :] * t[:, None] + cam[:, None]  # [n, D, T, 2]
+    f32 = np.float32
+    return {
+        "cx": (x0[:, None] + dx + cam[..., 0]).astype(f32), "cy": (y0[:, None] + dy + cam[..., 1]).astype(f32),
+        "angle": np.repeat(angle[:, None], frames, 1).astype(f32),
+        "size": np.repeat(size[:, None], frames, 1).astype(f32),
+        "shape": shape, "colour": colour.astype(f32), "background": background.astype(f32),
+        "cam": cam.astype(f32), "waves": waves.astype(f32), "wave_phase": wave_phase.astype(f32),
+        "wave_amp": wave_amp.astype(f32),
+        "d_x": d_track[..., 0].astype(f32), "d_y": d_track[..., 1].astype(f32),
+        "d_radius": d_radius.astype(f32), "d_grey": d_grey.astype(f32),
+    }  # fmt: skip
+
+
+def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
+    """Background (moving with the camera), distractors and actor of a chunk of clips into `dest`.
+
+    The background texture is three plane waves with integer wave numbers, so it tiles the torus
+    and a camera shift by any sub-pixel amount is exact; composition runs on planar frames."""
+    k, frames = p["cx"].shape
+    grid = np.arange(res, dtype=np.float32)
+    out = np.empty((k, frames, 3, res, res), np.float32)
+    out[:] = p["background"][:, None, :, None, None]
+    two_pi = np.float32(2 * np.pi / res)
+    for w in range(p["waves"].shape[1]):
+        kx, ky = p["waves"][:, w, 0, None, None], p["waves"][:, w, 1, None, None]  # [k, 1, 1]
+        ax = two_pi * kx * (grid - p["cam"][..., 0, None]) + p["wave_phase"][:, w, None, None]  # [k, T, W]
+        ay = two_pi * ky * (grid - p["cam"][..., 1, None])  # [k, T, H]
+        wave = np.cos(ay)[..., :, None] * np.cos(ax)[..., None, :] - np.sin(ay)[..., :, None] * np.sin(ax)[..., None, :]
+        out += p["wave_amp"][:, w, None, :, None, None] * wave[:, :, None]
+
+    for d in range(p["d_radius"].shape[1]):
+        dx = _wrap(grid - p["d_x"][:, d, :, None], res)
+        dy = _wrap(grid - p["d_y"][:, d, :, None], res)
+        r = p["d_radius"][:, d, None, None, None]
+        mask = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]
+        mask *= -0.5 / r  # (r² − q) / 2r + ½: a soft edge about 1 px wide
+        mask += r / 2 + 0.5
+        np.clip(mask, 0, 1, out=mask)
+        _blend(out, mask, p["d_grey"][:, d, None, None, None, None])
+
+    mask = np.empty((k, frames, res, res), np.float32)
+    for s, (_, aspect, planes) in enumerate(SHAPES):
+        rows = np.flatnonzero(p["shape"] == s)
+        if len(rows):
+            dx = _wrap(grid - p["cx"][rows, :, None], res)
+            dy = _wrap(grid - p["cy"][rows, :, None], res)
+            mask[rows] = _shape_mask(dx, dy, p["angle"][rows], p["size"][rows], aspect, planes)
+    tmp = p["colour"][:, None, :, None, None] - out
+    tmp *= mask[:, :, None]
+    np.add(out, tmp, out=dest.transpose(0, 1, 4, 2, 3))

@@ -1,0 +1,221 @@
+"""The benchmark table: ground truth for judging proxies and searches, and the `table` proxy kind.
+
+`PROTOCOL` is the reference training every row of the table went through (`movinas bench
+generate`, nas/commands/bench.py). `export_table` writes the table from the generation's studies,
+`load_table` reads and checks it, `arch_means` averages it over seeds, and `table_proxy` is the
+proxy kind ``proxy: {kind: table, path: results/bench/table.csv}``: it looks an architecture's
+seed-averaged accuracy up instead of training it. Layout and columns: docs/proxies.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+# The reference protocol (docs/proxies.md, "The benchmark table"). Changing it makes a new table.
+PROTOCOL: dict[str, Any] = {
+    "space": "bench",
+    "num_classes": 10,
+    "dataset": {"kind": "graded", "clips_per_class": 205, "frames": "spec", "resolution": "spec", "level": 2,
+                "seed": 0, "val_fraction": 0.5},  # 1,020 training and 1,030 validation clips
+    "proxy": {"epochs": 6, "batch_size": 16, "learning_rate": 0.01},
+    "seeds": [0, 1, 2, 3],
+}
+KEY = ("spec_id", "seed")
+COST_COLUMNS = ("params", "macs", "flops", "activation_bytes")
+FINAL_COLUMNS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+CURVE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+INFO_COLUMNS = ("space", "study", "trial", "seconds", "load_avg", "machine", "finished")
+
+
+def curve_columns(epochs: int) -> list[str]:
+    return [f"{m}_e{e}" for e in range(1, epochs + 1) for m in CURVE_METRICS]
+
+
+def required_columns(axes: list[str], epochs: int) -> list[str]:
+    return [*KEY, *axes, *COST_COLUMNS, *FINAL_COLUMNS, *curve_columns(epochs), *INFO_COLUMNS]
+
+
+def _space(name: str = PROTOCOL["space"]):
+    from search_space import SearchSpace
+
+    return SearchSpace.from_yaml(name)
+
+
+def space_axes(space) -> list[str]:
+    """Every axis of the space (fixed ones included) as table columns."""
+    return ["frames", "resolution", *(k for k in space.param_choices() if k not in ("frames", "resolution"))]
+
+
+def export_table(out: str | Path) -> Path:
+    """Write OUT/table.csv from the studies `bench-seed<k>` of OUT/bench.db: one row per COMPLETE
+    trial, i.e. per (architecture, seed). Written to a temporary file and renamed."""
+    import optuna
+    import pandas as pd
+
+    from .record import read_trial
+
+    out = Path(out)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}")
+    space = _space()
+    axes = space_axes(space)
+    epochs = PROTOCOL["proxy"]["epochs"]
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage):
+        name = summary.study_name
+        if not name.startswith("bench-seed"):
+            continue
+        study = optuna.load_study(study_name=name, storage=storage)
+        seed = int(name.removeprefix("bench-seed"))
+        machine = study.user_attrs.get("machine", "")
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            r = read_trial(t)
+            spec = space.decode(r.params)
+            row = {"spec_id": r.spec_id, "seed": seed, "frames": spec.frames, **r.params}
+            row.update({k: r.cost.get(k) for k in COST_COLUMNS})
+            row.update({k: r.metrics.get(k) for k in FINAL_COLUMNS})
+            for entry in r.curve:
+                for m in CURVE_METRICS:
+                    row[f"{m}_e{entry['epoch']}"] = entry.get(m)
+            row.update(space=space.name, study=name, trial=r.number, seconds=r.metrics.get("seconds"),
+                       load_avg=study.user_attrs.get("load_avg", {}).get(str(r.number)), machine=machine,
+                       finished=r.datetime_complete.isoformat(timespec="seconds") if r.datetime_complete else "")
+            rows.append(row)
+    columns = required_columns(axes, epochs)
+    table = pd.DataFrame(rows, columns=columns).sort_values(["seed", "trial"], kind="stable")
+    path = out / "table.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    table.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
+    return path
+
+
+def load_table(path: str | Path, space: str | None = PROTOCOL["space"]):
+    """The table as a pandas DataFrame, checked: a missing or unreadable file, missing columns or
+    rows of another space raise a ValueError whose one line names the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such table file (make one with `movinas bench generate`)")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({' '.join(str(exc).split())[:200]})") from None
+    needed = [*KEY, "space", "val_accuracy", "val_loss"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: not a benchmark table, missing columns {', '.join(missing)}")
+    if space is not None:
+        other = sorted(set(map(str, table["space"])) - {space})
+        if other:
+            raise ValueError(f"{path}: a table of space {other[0]!r}, expected space {space!r}")
+    if table.duplicated(list(KEY)).any():
+        raise ValueError(f"{path}: an (architecture, seed) pair appears twice")
+    bad = ~pd.to_numeric(table["val_accuracy"], errors="coerce").between(0, 1)
+    if bad.any():
+        raise ValueError(f"{path}: val_accuracy outside [0, 1] in row {int(bad.idxmax()) + 2}")
+    return table
+
+
+def arch_means(table, seeds: list[int] | None = None):
+    """One row per architecture: its axes and costs, and every numeric metric averaged over
+    `seeds` (all when None), plus `n_seeds`."""
+    if seeds is not None:
+        table = table[table["seed"].isin(seeds)]
+    numeric = [c for c in table.columns if c not in KEY and table[c].dtype.kind in "fiu"
+               and c not in COST_COLUMNS and c not in ("trial", "frames", "resolution", "width_mult")]
+    fixed = [c for c in table.columns if c not in numeric and c not in KEY]
+    grouped = table.groupby("spec_id", sort=False)
+    means = grouped[numeric].mean()
+    means["n_seeds"] = grouped.size()
+    return grouped[[c for c in fixed if c not in INFO_COLUMNS]].first().join(means).reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# the `table` proxy kind
+
+
+PROXY_FIELDS = ("kind", "path", "metric")
+
+
+def check_table_proxy(fields: dict, path: str = "proxy") -> None:
+    """Validate a `proxy: {kind: table, path: ..., metric: val_accuracy}` mapping (ValueError naming
+    the field). The file itself is read, and checked, when the search starts."""
+    for key in fields:
+        if key not in PROXY_FIELDS:
+            raise ValueError(f"{path}.{key}: unknown field for kind table, allowed: {', '.join(PROXY_FIELDS)}")
+    if not isinstance(fields.get("path"), str | Path) or not str(fields.get("path")).strip():
+        raise ValueError(f"{path}.path: {fields.get('path')!r}, must be the path of a benchmark table (CSV)")
+
+
+def check_table_file(path: str | Path, space_source: Any) -> None:
+    """Check that the table at `path` is readable and holds architectures of the space
+    `space_source` (a built-in name, a YAML path or a mapping); ValueError with one line if not."""
+    from search_space import SearchSpace, SpecError
+
+    space = SearchSpace.from_dict(space_source) if isinstance(space_source, dict) else SearchSpace.from_yaml(
+        space_source)
+    table = load_table(path, space=space.name)
+    axes = space_axes(space)
+    missing = [c for c in axes if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: no column for axis {missing[0]!r} of space {space.name!r}: a table of another space")
+    for row in table[axes].drop_duplicates().to_dict("records"):
+        try:
+            spec = space.decode({k: _plain(v) for k, v in row.items()})
+        except SpecError as exc:
+            raise ValueError(f"{path}: a row outside space {space.name!r} ({exc})") from None
+        if spec.frames != row["frames"] or spec.resolution != row["resolution"]:
+            raise ValueError(f"{path}: a row at {row['frames']} frames, {row['resolution']} px, outside space "
+                             f"{space.name!r}")
+
+
+def _plain(value: Any) -> Any:
+    """A CSV cell as the space's choices hold it (numpy scalars to Python numbers)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+class TableLookup:
+    """Seed-averaged metrics of every architecture of a table, keyed by spec id."""
+
+    def __init__(self, path: str | Path, space_name: str) -> None:
+        self.path = Path(path)
+        table = load_table(self.path, space=space_name)
+        means = arch_means(table)
+        self.rows = {r["spec_id"]: r for r in means.to_dict("records")}
+
+    def get(self, arch: str) -> dict | None:
+        return self.rows.get(arch)
+
+
+def table_proxy(runner: Any, spec: Any, callback: Any = None):
+    """Proxy kind `table`: the architecture's seed-averaged `val_accuracy` and `val_loss` from the
+    table (`seconds` is the time its reference training took, on average); an architecture not in
+    the table fails the trial with the reason. The table is read once per runner."""
+    from nas.trial import spec_id
+
+    from .proxy import ProxyResult
+
+    lookup = getattr(runner, "_table_lookup", None)
+    if lookup is None:
+        fields = runner.config.proxy
+        path = Path(runner.config.base_dir) / str(fields["path"])
+        lookup = TableLookup(path, runner.space.name)
+        runner._table_lookup = lookup
+    arch = spec_id(spec)
+    row = lookup.get(arch)
+    if row is None:
+        return ProxyResult(status="rejected", metrics={}, reason=(
+            f"architecture {arch} is not in the table {lookup.path} ({len(lookup.rows)} architectures): "
+            "the table proxy only scores architectures it holds"))
+    metrics = {k: float(row[k]) for k in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "seconds")
+               if k in row and not math.isnan(float(row[k]))}
+    metrics["table_seeds"] = float(row["n_seeds"])
+    return ProxyResult(status="complete", metrics=metrics)
+
+
+__all__ = ["PROTOCOL", "TableLookup", "arch_means", "check_table_file", "check_table_proxy", "export_table", "load_table",
+           "table_proxy"]
