@@ -10,7 +10,7 @@
 | `model.keras` | the base model, any batch, frames and size (format `"keras"`) |
 | `model.weights.h5` | the base model's weights alone (format `"weights"`, not written by default) |
 | `saved_model/` | TF SavedModel, signature `serving_default`: `{"image": float32[batch, frames, height, width, 3]}` in [0, 1] → `{"logits": float32[batch, classes]}`, every input dimension dynamic (the TF-Hub MoViNet convention) |
-| `model.tflite` | TFLite base model, static input `[1, frames, resolution, resolution, 3]` (TFLite wants static spatial sizes; the manifest names them) |
+| `model.tflite` | TFLite base model, input `[1, any frames, resolution, resolution, 3]` (static spatial sizes, which TFLite wants; the manifest names them), so it classifies the same frames as the other formats |
 | `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[batch, t, resolution, resolution, 3]` (any batch and t) and every state, outputs `logits` and the new states; the SavedModel adds TF Hub's `init_states` and `call` signatures |
 | `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1; states are explicit inputs and outputs of the same names |
 | `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes |
@@ -68,8 +68,8 @@ def export_model(
 
     `model_or_weights` is a Keras model built from `spec` (at any input size), the list its
     `get_weights()` returns, or the path of a `.weights.h5` file. `num_classes` defaults to the
-    model's output width, else the number of labels, else 600. `resolution` and `frames` (spec
-    defaults) fix the TFLite input size and are recorded in the manifest as the model's input.
+    model's output width, else the number of labels, else 600. `resolution` (spec default) fixes the
+    TFLite input size; it and `frames` (spec default) are recorded in the manifest as the model's input.
     `stream=True` (causal specs only) adds the stream model in the same formats.
     Artifact keys: the format names, `stream_<format>` for stream artifacts, `labels`, `manifest`.
     """
@@ -127,8 +127,8 @@ def export_model(
     if "savedmodel" in formats:
         put("savedmodel", save_signature(base, {"image": image_any}, out / FILES["savedmodel"]))
     if "tflite" in formats:
-        put("tflite", save_tflite(base, {"image": _image_spec(1, frames, resolution)}, out / FILES["tflite"]))
-        manifest["tflite_image_shape"] = [1, frames, resolution, resolution, 3]
+        put("tflite", save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES["tflite"]))
+        manifest["tflite_image_shape"] = [1, None, resolution, resolution, 3]  # any number of frames
 
     if stream:
         with float32_policy():

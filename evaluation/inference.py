@@ -317,7 +317,9 @@ def _from_tflite(source: str, runner) -> InferenceModel:
     details = runner.get_input_details()
     if "image" not in details:
         raise ValueError(f"model {source}: TFLite inputs {sorted(details)}, expected `image`")
-    image = tuple(int(d) for d in details["image"]["shape"])
+    # shape_signature has -1 where the size is free (our base models: the frame count)
+    signature = details["image"].get("shape_signature", details["image"]["shape"])
+    image = tuple(int(d) if d > 0 else None for d in signature)
     out = runner.get_output_details()
     key = "logits" if "logits" in out else next(iter(out))
     num_classes = int(out[key]["shape"][-1])

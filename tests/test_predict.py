@@ -22,7 +22,7 @@ def moving_frames(n: int, height: int = 40, width: int = 48, seed: int = 0) -> n
     rng = np.random.default_rng(seed)
     frames = (rng.uniform(0, 60, (n, height, width, 3))).astype(np.uint8)
     for t in range(n):
-        frames[t, 10:24, 3 * t:3 * t + 14] = (230, 40 + 10 * t, 90)
+        frames[t, 10:24, 3 * t:3 * t + 14] = (230, (40 + 10 * t) % 256, 90)
     return frames
 
 
@@ -83,6 +83,23 @@ def test_stream_reports_running_top1_every_n_frames(work, capsys):
     predict_video(work["model"], work["videos"]["avi"], stream=True, every=3, on_update=updates.append)
     assert [u.frames_seen for u in updates] == [3, 6]
     assert lines[0] == f"frame 3: {updates[0].top_k[0][0]}  {updates[0].top_k[0][1]:.4f}"
+
+
+def test_keras_and_tflite_classify_every_frame_of_a_long_video_alike(work, capsys):
+    root = work["root"]
+    export_model(work["spec"], work["base"], root / "long", formats=("yaml", "keras", "tflite"), labels=LABELS)
+    video = write_video(root / "long.mp4", moving_frames(64, width=200, seed=3), fps=25)
+    preds = {b: predict_video(load_for_inference(root / "long", backend=b), video) for b in ("keras", "tflite")}
+    assert preds["keras"].frames_seen == preds["tflite"].frames_seen == 64
+    np.testing.assert_allclose(preds["tflite"].logits, preds["keras"].logits, atol=1e-4)
+    first_8 = predict_video(load_for_inference(root / "long", backend="keras"), video, frames=8)
+    assert np.abs(first_8.logits - preds["keras"].logits).max() > 1e-3  # the later frames count
+    tops = {}
+    for backend in ("keras", "tflite"):
+        code, lines, _ = run_cli(capsys, root / "long", video, "--backend", backend, "--top-k", "1")
+        assert code == 0
+        tops[backend] = LINE.match(lines[0]).group(2)
+    assert tops["keras"] == tops["tflite"] == preds["keras"].top_k[0][0]
 
 
 def test_fps_sampling_is_the_same_in_clip_and_stream_mode(work, tmp_path):
