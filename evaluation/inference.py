@@ -75,11 +75,18 @@ class InferenceModel:
     why_no_stream: str = ""
 
 
+LABEL_SETS = {"kinetics600": Path(__file__).with_name("kinetics_600_labels.txt")}
+"""Label files shipped with movinas, by name: Kinetics-600's 600 class names in model order (TF Hub's
+MoViNets and any 600-class model trained on Kinetics-600)."""
+
+
 def read_labels(path: str | Path, num_classes: int | None = None) -> list[str]:
-    """One label a line (trailing blank lines ignored); checks the count against `num_classes`."""
-    path = Path(path)
+    """One label a line (trailing blank lines ignored) from a file or a name of `LABEL_SETS`; checks
+    the count against `num_classes`."""
+    path = LABEL_SETS.get(str(path), Path(path))
     if not path.is_file():
-        raise FileNotFoundError(f"labels {path}: no such file")
+        raise FileNotFoundError(f"labels {path}: no such file (give a file, one label a line, or one of "
+                                f"{', '.join(LABEL_SETS)})")
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     while lines and not lines[-1]:
         lines.pop()

@@ -3,13 +3,14 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from evaluation.datasets import read_video, write_video
 from evaluation.export import export_model
-from evaluation.predict import load_for_inference, predict_video
+from evaluation.predict import load_for_inference, predict_video, read_labels
 from nas.cli import main
 from tests.models import randomize, small_causal_spec
 
@@ -157,6 +158,33 @@ def test_tf_hub_style_savedmodel_is_accepted(work, tmp_path):
     pred = predict_video(str(tmp_path / "hub"), video, labels=LABELS, resolution=32)
     np.testing.assert_allclose(pred.logits, predict_video(work["model"], video).logits, atol=1e-5)
     assert pred.top_k[0][0] in LABELS
+
+
+def test_kinetics600_labels_ship_with_movinas_for_any_600_class_model(work, capsys, tmp_path):
+    import tensorflow as tf
+
+    from evaluation.export import save_signature
+    from search_space.builder import build_model
+
+    kinetics = Path(__file__).parents[2].joinpath("shared", "reference", "kinetics_600_labels.txt")
+    names = read_labels("kinetics600", 600)
+    assert len(names) == len(set(names)) == 600 and names[0] == "abseiling" and names[-1] == "zumba"
+    if kinetics.is_file():  # the reference file the TF Hub pipeline reads, line for line
+        assert names == kinetics.read_text().splitlines()
+    model = build_model(work["spec"], num_classes=600)
+    randomize(model, 1)
+    export_model(work["spec"], model, tmp_path / "k600", formats=("yaml", "keras"))
+    image = tf.TensorSpec([None, None, None, None, 3], tf.float32, name="image")
+    save_signature(model, {"image": image}, tmp_path / "hub")  # a TF-Hub-style SavedModel folder
+    video = work["videos"]["mp4"]
+    for source in (tmp_path / "k600", tmp_path / "hub"):
+        code, lines, err = run_cli(capsys, source, video, "--labels", "kinetics600", "--top-k", "3",
+                                   "--resolution", "32")
+        assert code == 0, err
+        top = predict_video(load_for_inference(source), video, resolution=32, top_k=3).top_k
+        assert [LINE.match(line).group(2) for line in lines] == [names[int(label[6:])] for label, _ in top]
+    code, _, err = run_cli(capsys, work["root"] / "exported", video, "--labels", "kinetics600")
+    assert code == 2 and "600 lines, but the model has 5 classes" in err
 
 
 def test_keras_file_and_spec_yaml_with_weights(work, tmp_path):

@@ -50,7 +50,8 @@ def register(subparsers) -> None:
                    help="temporal ensemble: MODEL sees frames 0, 2, 4, ..., MODEL2 frames 1, 3, 5, ...; "
                         "logits averaged before the softmax")
     p.add_argument("--labels", metavar="FILE", default=None,
-                   help="class names, one a line in class order (default: the export's labels, else class_<i>)")
+                   help="class names, one a line in class order, or kinetics600 for the Kinetics-600 names "
+                        "shipped with movinas (default: the export's labels, else class_<i>)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="labels to print (default: 5)")
     p.add_argument("--frames", type=int, default=None, metavar="F",
                    help="frames to use (default: the model's fixed clip length if any, else every frame)")
