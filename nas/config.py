@@ -9,25 +9,26 @@ No TensorFlow or Optuna is imported here.
 from __future__ import annotations
 
 import importlib.util
-import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from evaluation.zero_cost import ZERO_COST as _ZERO_COST  # numpy only at import
+from evaluation.pareto import DIRECTIONS, MAXIMIZED  # numpy only at import
+from evaluation.zero_cost import ZERO_COST as _ZERO_COST
+from search_space import validate as v
+from search_space.cost import COST_NAMES
+from search_space.space_schema import BUILTIN_SPACES
 
 from .constraints import Constraint, parse_constraint
 from .errors import UsageError
+from .pruning import PrunerConfig, parse_pruner
 
 TRAINED = ("val_accuracy", "val_loss")  # measured by proxy training
-COSTS = ("params", "macs", "flops", "activation_bytes", "state_bytes")  # analytic, before training
+COSTS = COST_NAMES  # analytic, before training: the fields of search_space.Cost
 MEASURED = ("latency_ms",)  # forward pass of the built model, batch 1
 ZERO_COST = tuple(_ZERO_COST)  # grad_norm, snip, synflow, naswot: all higher-is-better
-MAXIMIZED_BY_DEFAULT = ("val_accuracy", *ZERO_COST)
+MAXIMIZED_BY_DEFAULT = MAXIMIZED  # evaluation.pareto's: the names higher is better for
 OBJECTIVE_NAMES = (*TRAINED, *COSTS, *MEASURED, *ZERO_COST)
-DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp")
 RULES = ("off", "dominated", "halving")
 GRID_LIMIT = 100_000  # larger grids take too long to enumerate and never finish anyway
@@ -89,6 +90,9 @@ class SearchConfig:
     zero_cost: ZeroCostConfig = ZeroCostConfig()
     sampler: SamplerConfig = SamplerConfig()
     early_stopping: EarlyStopping = EarlyStopping()
+    pruner: PrunerConfig = PrunerConfig()  # Optuna pruner, single-objective studies (nas.pruning)
+    keep_weights: bool | str = "auto"  # save COMPLETE trials' trained weights: true, false, auto (small proxies)
+    supernet: Any = None  # evaluation.oneshot.SupernetConfig: the `supernet:` section (docs/oneshot.md)
     heartbeat: Heartbeat = Heartbeat()
     trials: int = 20
     timeout: float | None = None
@@ -120,21 +124,19 @@ class SearchConfig:
 
 
 def builtin_spaces() -> tuple[str, ...]:
-    from search_space.space_schema import BUILTIN_SPACES
-
     return BUILTIN_SPACES
 
 
 def load_config(path: str | Path) -> SearchConfig:
     """Read and validate a search config file (relative paths inside resolve against its folder)."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such config file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return config_from_dict(data, source=str(path), base=path.resolve().parent, default_study=path.stem)
+    if v.is_dir(path):
+        raise UsageError(f"{v.one_line(str(path), 200)}: a directory, must be a search config YAML file")
+    if not v.is_file(str(path)):
+        raise UsageError(f"{v.one_line(str(path), 200)}: no such config file")
+    where = v.one_line(str(path), 200)
+    data = v.load_yaml(v.read_text(path, what="search config", error=UsageError), where, error=UsageError)
+    return config_from_dict(data, source=where, base=path.resolve().parent, default_study=path.stem)
 
 
 def config_from_dict(data: Any, source: str = "<config>", base: Path | None = None,
@@ -153,99 +155,123 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UsageError(f"top level: {type(data).__name__}, must be a mapping of fields")
-    allowed = [f.name for f in fields(SearchConfig) if f.name not in ("source", "base_dir", "raw")]
-    for key in data:
-        if key not in allowed:
-            raise UsageError(f"{key}: unknown field, allowed: {', '.join(allowed)}")
-    study = data.get("study", default_study)
-    if not isinstance(study, str) or not study.strip() or "/" in study:
-        raise UsageError(f"study: {study!r}, must be a non-empty name without '/'")
-    objectives = _objectives(data.get("objectives", [o.to_dict() for o in SearchConfig.objectives]))
+        raise UsageError(f"top level: {v.quote(data)}, must be a mapping of fields")
+    v.check_size(data, "config", error=UsageError)
+    v.mapping(data, "", [f.name for f in fields(SearchConfig) if f.name not in ("source", "base_dir", "raw")],
+              error=UsageError)
+    study = study_name(data.get("study", default_study), "study")
+    objectives = _objectives(data.get("objectives", [o.to_dict() for o in _default("objectives")]))
     constraints = tuple(parse_constraint(c, f"constraints[{i}]") for i, c in enumerate(_list(data, "constraints")))
     texts = [c.text for c in constraints]
     for i, t in enumerate(texts):
         if t in texts[:i]:
-            raise UsageError(f"constraints[{i}]: {t!r} appears twice")
+            raise UsageError(f"constraints[{i}]: {v.quote(t)} appears twice")
     config = SearchConfig(
-        study=study.strip(),
-        space=_space(data.get("space", "small"), base),
-        dataset=_dataset(data.get("dataset", {"kind": "synthetic"})),
+        study=study,
+        space=_space(data.get("space", _default("space")), base),
+        dataset=_dataset(data.get("dataset", _default("dataset"))),
         objectives=objectives,
         constraints=constraints,
         proxy=_proxy(data.get("proxy")),
         zero_cost=_section(ZeroCostConfig, data, "zero_cost"),
-        sampler=_sampler(data.get("sampler", "tpe")),
+        sampler=_sampler(data.get("sampler", _default("sampler").name)),
         early_stopping=_early_stopping(data),
+        pruner=parse_pruner(data.get("pruner"), objectives),
+        keep_weights=_keep_weights(data.get("keep_weights", "auto")),
+        supernet=_supernet(data.get("supernet")),
         heartbeat=_heartbeat(data),
-        trials=_int(data.get("trials", 20), "trials"),
-        timeout=_number(data.get("timeout"), "timeout", optional=True),
-        seed=_int(data.get("seed", 0), "seed", lo=0, optional=True),
-        num_classes=_int(data.get("num_classes"), "num_classes", lo=2, optional=True),
-        storage=_storage(data.get("storage")),
-        max_rejected=_int(data.get("max_rejected", 1000), "max_rejected"),
+        trials=_int(data.get("trials", _default("trials")), "trials"),
+        timeout=_number(data.get("timeout", _default("timeout")), "timeout", optional=True),
+        seed=_int(data.get("seed", _default("seed")), "seed", lo=0, optional=True),
+        num_classes=_int(data.get("num_classes", _default("num_classes")), "num_classes", lo=2, optional=True),
+        storage=storage_url(data.get("storage"), "storage", optional=True),
+        max_rejected=_int(data.get("max_rejected", _default("max_rejected")), "max_rejected"),
         source=source,
         base_dir=str(base),
         raw=data,
     )
+    if config.proxy.get("kind") == "table":  # a bad table ends the search before it starts
+        from evaluation.table import check_table_file
+
+        try:
+            check_table_file(Path(base) / str(config.proxy["path"]), config.space)
+        except ValueError as exc:
+            raise UsageError(f"proxy.path: {' '.join(str(exc).split())}") from None
     return config
+
+
+def _keep_weights(value: Any) -> bool | str:
+    if value is True or value is False or value == "auto":
+        return value
+    raise UsageError(f"keep_weights: {v.quote(value)}, must be true, false or auto")
+
+
+def _default(name: str) -> Any:
+    """The default of a `SearchConfig` field: defaults are written once, on the dataclass."""
+    f = next(f for f in fields(SearchConfig) if f.name == name)
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def study_name(value: Any, path: str = "study") -> str:
+    """A study name is one folder name under the results root: no '/', '..', absolute or empty name."""
+    return v.name(value, path, error=UsageError)
+
+
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
+
+
+def storage_url(value: Any, path: str = "storage", optional: bool = False) -> str | None:
+    """A database URL Optuna can keep a study in: sqlite:///FILE, postgresql://..., mysql://...
+    (SQLAlchemy driver suffixes such as postgresql+psycopg2 allowed); never an in-memory one."""
+    if value is None and optional:
+        return None
+    scheme, sep, rest = value.partition("://") if isinstance(value, str) else ("", "", "")
+    ok = bool(sep) and scheme.split("+")[0] in STORAGE_SCHEMES and bool(rest.strip()) and value.isprintable()
+    if ok and scheme.startswith("sqlite"):
+        file = rest[1:].split("?", 1)[0] if rest.startswith("/") else ""
+        ok = bool(file.strip()) and file != ":memory:"
+    if not ok:
+        raise UsageError(f"{path}: {v.quote(value)}, must be a database URL (sqlite:///path/study.db, "
+                         "postgresql://user@host/db)" + (" or null for results/<study>/study.db" if optional else ""))
+    return value
 
 
 def _list(data: dict, key: str) -> list:
     value = data.get(key) or []
     if not isinstance(value, list):
-        raise UsageError(f"{key}: {value!r}, must be a list")
+        raise UsageError(f"{key}: {v.quote(value)}, must be a list")
     return value
 
 
 def _int(value: Any, path: str, lo: int = 1, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise UsageError(f"{path}: {value!r}, must be an integer >= {lo}{' or null' if optional else ''}")
-    return value
+    return v.integer(value, path, lo, optional=optional, error=UsageError)
 
 
 def _number(value: Any, path: str, lo: float = 0.0, hi: float | None = None, optional: bool = False,
             lo_open: bool = True) -> float | None:
-    if value is None and optional:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > lo if lo_open else value >= lo) and (hi is None or value <= hi)
-    if not ok:
-        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
-        raise UsageError(f"{path}: {value!r}, must be a number in {rng}{' or null' if optional else ''}")
-    return float(value)
+    value = v.number(value, path, lo, hi, lo_open=lo_open, optional=optional, error=UsageError)
+    return None if value is None else float(value)
 
 
 def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"{path}: {value!r}, must be one of {', '.join(allowed)}")
-    return value
+    return v.choice(value, path, allowed, error=UsageError)
 
 
-def _mapping(value: Any, path: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise UsageError(f"{path}: {value!r}, must be a mapping")
-    return value
+def _mapping(value: Any, path: str, allowed: tuple[str, ...] | None = None) -> dict:
+    return {} if value is None else v.mapping(value, path, allowed, error=UsageError)
 
 
 def _section(cls, data: dict, key: str):
     """A flat dataclass of ints from `data[key]`, unknown keys refused."""
-    values = _mapping(data.get(key), key)
-    names = [f.name for f in fields(cls)]
-    for k, v in values.items():
-        if k not in names:
-            raise UsageError(f"{key}.{k}: unknown field, allowed: {', '.join(names)}")
-        _int(v, f"{key}.{k}", lo=0 if k == "max_retry" else 1)
+    values = _mapping(data.get(key), key, v.dataclass_fields(cls)[0])
+    for k, x in values.items():
+        _int(x, f"{key}.{k}", lo=0 if k == "max_retry" else 1)
     return cls(**values)
 
 
 def _objectives(value: Any) -> tuple[Objective, ...]:
     if not isinstance(value, list) or not value:
-        raise UsageError(f"objectives: {value!r}, must be a non-empty list, e.g. [maximize: val_accuracy, "
+        raise UsageError(f"objectives: {v.quote(value)}, must be a non-empty list, e.g. [maximize: val_accuracy, "
                          "minimize: flops]")
     out: list[Objective] = []
     for i, item in enumerate(value):
@@ -259,11 +285,11 @@ def _objectives(value: Any) -> tuple[Objective, ...]:
         elif isinstance(item, dict) and len(item) == 1 and next(iter(item)) in DIRECTIONS:
             direction, name = next(iter(item.items()))
         else:
-            raise UsageError(f"{path}: {item!r}, must be a name, {{maximize: NAME}}, {{minimize: NAME}} "
+            raise UsageError(f"{path}: {v.quote(item)}, must be a name, {{maximize: NAME}}, {{minimize: NAME}} "
                              "or {name: NAME, direction: maximize|minimize}")
         _choice(name, f"{path}.name", OBJECTIVE_NAMES)
         if name in [o.name for o in out]:
-            raise UsageError(f"{path}.name: {name!r} appears twice")
+            raise UsageError(f"{path}.name: {v.quote(name)} appears twice")
         out.append(Objective(name, direction))
     return tuple(out)
 
@@ -272,14 +298,14 @@ def _space(value: Any, base: Path) -> Any:
     if isinstance(value, dict):
         return value
     if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"space: {value!r}, must be a built-in space ({', '.join(builtin_spaces())}), "
+        raise UsageError(f"space: {v.quote(value)}, must be a built-in space ({', '.join(builtin_spaces())}), "
                          "a YAML path relative to the config file, or an inline mapping")
     if value in builtin_spaces():
         return value
-    path = Path(value).expanduser()
+    path = Path(value).expanduser() if "\x00" not in value else Path("\ufffd")
     path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        raise UsageError(f"space: {value!r}: no such file ({path}); built-in spaces: "
+    if not v.is_file(str(path)):
+        raise UsageError(f"space: {v.quote(value)}: no such file ({v.one_line(str(path), 200)}); built-in spaces: "
                          f"{', '.join(builtin_spaces())}")
     return str(path)
 
@@ -290,11 +316,11 @@ SPEC_SIZED = ("frames", "resolution")  # dataset fields that may say `spec`: eac
 def _dataset(value: Any) -> dict:
     value = _mapping(value, "dataset")
     if "kind" not in value:
-        raise UsageError("dataset.kind: missing, must be one of synthetic, video_folder")
+        raise UsageError("dataset.kind: missing, must be one of synthetic, graded, video_folder")
     for key in SPEC_SIZED:
-        v = value.get(key)
-        if isinstance(v, str) and v != "spec":
-            raise UsageError(f"dataset.{key}: {v!r}, must be an integer or spec (each trial's own {key})")
+        x = value.get(key)
+        if isinstance(x, str) and x != "spec":
+            raise UsageError(f"dataset.{key}: {v.quote(x)}, must be an integer or spec (each trial's own {key})")
     return value
 
 
@@ -303,12 +329,38 @@ def dataset_for(dataset: dict, spec: Any) -> dict:
     return {k: getattr(spec, k) if k in SPEC_SIZED and v == "spec" else v for k, v in dataset.items()}
 
 
+def _supernet(value: Any):
+    from evaluation.oneshot import parse_supernet  # numpy only at import
+
+    try:
+        return parse_supernet(value, "supernet")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _proxy(value: Any) -> dict:
     value = _mapping(value, "proxy")
+    kind = value.get("kind", "train")
+    if kind == "table":  # look accuracy up in a benchmark table (evaluation/table.py)
+        from evaluation.table import check_table_proxy
+
+        try:
+            check_table_proxy(value, path="proxy")
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return value
+    if kind == "supernet":  # score sub-networks of a trained supernet (evaluation/oneshot.py)
+        extra = [k for k in value if k != "kind"]
+        if extra:
+            raise UsageError(f"proxy.{extra[0]}: unknown field for kind supernet (its settings are the "
+                             "supernet: section), allowed: kind")
+        return value
+    if kind != "train":
+        raise UsageError(f"proxy.kind: {kind!r}, must be one of train, table, supernet")
     from evaluation.proxy import Budget  # numpy only at import; validates with field paths
 
     try:
-        Budget.from_dict(value, path="proxy")
+        Budget.from_dict({k: v for k, v in value.items() if k != "kind"}, path="proxy")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return value
@@ -317,26 +369,59 @@ def _proxy(value: Any) -> dict:
 def _sampler(value: Any) -> SamplerConfig:
     if isinstance(value, str):
         value = {"name": value}
-    value = _mapping(value, "sampler")
-    for key in value:
-        if key not in ("name", "options"):
-            raise UsageError(f"sampler.{key}: unknown field, allowed: name, options")
-    name = _choice(value.get("name", "tpe"), "sampler.name", SAMPLERS)
+    value = _mapping(value, "sampler", v.dataclass_fields(SamplerConfig)[0])
+    name = _choice(value.get("name", SamplerConfig.name), "sampler.name", SAMPLERS)
     options = _mapping(value.get("options"), "sampler.options")
     if name == "gp" and importlib.util.find_spec("torch") is None:
         raise UsageError("sampler gp needs PyTorch: pip install 'movinas[gp]'")
+    if options:
+        _sampler_options(name, options)
     return SamplerConfig(name=name, options=dict(options))
+
+
+SAMPLER_CLASSES = {"tpe": "TPESampler", "nsga2": "NSGAIISampler", "nsga3": "NSGAIIISampler",
+                   "random": "RandomSampler", "grid": "GridSampler", "gp": "GPSampler"}
+# (lo, hi, lo_open) of numeric sampler options; other ints must be >= 0, other floats finite and >= 0
+_OPTION_RANGES = {"n_ei_candidates": (1, None, False), "population_size": (2, None, False),
+                  "dividing_parameter": (1, None, False), "prior_weight": (0, None, True),
+                  "mutation_prob": (0, 1, False), "crossover_prob": (0, 1, False), "swapping_prob": (0, 1, False),
+                  "seed": (0, 2**32 - 1, False)}
+
+
+def _sampler_options(name: str, options: dict) -> None:
+    """Check `sampler.options` against the sampler class's signature: known names (options that take
+    Python objects cannot come from YAML), values of the annotated type (bool, int, finite float) in
+    range. Imports Optuna."""
+    import inspect
+
+    import optuna
+
+    cls = getattr(optuna.samplers, SAMPLER_CLASSES[name])
+    params = {k: str(p.annotation) for k, p in inspect.signature(cls.__init__).parameters.items()
+              if k not in ("self", "search_space") and not any(w in str(p.annotation) for w in ("Callable", "Base"))}
+    for key, x in options.items():
+        path = f"sampler.options.{v.one_line(str(key), v.MAX_QUOTE)}"
+        if key not in params:
+            raise UsageError(f"{path}: unknown option of {cls.__name__}, allowed: {', '.join(params)}")
+        kind, optional = params[key].split(" |")[0], "None" in params[key]
+        lo, hi, lo_open = _OPTION_RANGES.get(key, (0, None, False))
+        if x is None and optional:
+            continue
+        if kind == "bool":
+            v.boolean(x, path, error=UsageError)
+        elif kind == "int":
+            v.integer(x, path, lo, hi, error=UsageError)
+        elif kind == "float":
+            v.number(x, path, lo, hi, lo_open=lo_open, error=UsageError)
+        elif isinstance(x, float):
+            v.number(x, path, error=UsageError)
 
 
 def _early_stopping(data: dict) -> EarlyStopping:
     value = data.get("early_stopping")
     if isinstance(value, str) or value is False:
         value = {"rule": value or "off"}
-    value = _mapping(value, "early_stopping")
-    names = [f.name for f in fields(EarlyStopping)]
-    for key in value:
-        if key not in names:
-            raise UsageError(f"early_stopping.{key}: unknown field, allowed: {', '.join(names)}")
+    value = _mapping(value, "early_stopping", v.dataclass_fields(EarlyStopping)[0])
     d = EarlyStopping()
     return EarlyStopping(
         rule=_choice(value.get("rule", d.rule), "early_stopping.rule", RULES),
@@ -355,10 +440,3 @@ def _heartbeat(data: dict) -> Heartbeat:
     return hb
 
 
-def _storage(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or "://" not in value:
-        raise UsageError(f"storage: {value!r}, must be a database URL (sqlite:///path/study.db, "
-                         "postgresql://user@host/db) or null for results/<study>/study.db")
-    return value
