@@ -18,9 +18,9 @@ from typing import Any
 PROTOCOL: dict[str, Any] = {
     "space": "bench",
     "num_classes": 10,
-    "dataset": {"kind": "graded", "clips_per_class": 205, "frames": "spec", "resolution": "spec", "level": 2,
+    "dataset": {"kind": "graded", "clips_per_class": 205, "frames": "spec", "resolution": "spec", "level": 1,
                 "seed": 0, "val_fraction": 0.5},  # 1,020 training and 1,030 validation clips
-    "proxy": {"epochs": 6, "batch_size": 16, "learning_rate": 0.01},
+    "proxy": {"epochs": 6, "batch_size": 8, "learning_rate": 0.005},
     "seeds": [0, 1, 2, 3],
 }
 KEY = ("spec_id", "seed")
@@ -135,6 +135,37 @@ def arch_means(table, seeds: list[int] | None = None):
 
 
 # ---------------------------------------------------------------------------------------------
+# what the table says about itself
+
+
+def spread(accuracy) -> dict[str, float]:
+    """The issue's spread targets on seed-averaged accuracies: `top10_over_median` = the 90th
+    percentile (the worst of the best 10%) minus the median (target >= 0.10), and `near_best` =
+    the share of architectures within 0.02 of the best (target <= 0.10)."""
+    import numpy as np
+
+    a = np.asarray(accuracy, dtype=float)
+    a = a[np.isfinite(a)]
+    best, median, p90 = float(a.max()), float(np.median(a)), float(np.percentile(a, 90))
+    return {"n": len(a), "best": best, "median": median, "p90": p90, "top10_over_median": p90 - median,
+            "near_best": float(np.mean(a >= best - 0.02))}
+
+
+def reproducibility(table, seeds_a, seeds_b, metric: str = "val_accuracy", n_boot: int = 2000) -> dict[str, float]:
+    """Kendall tau (with a 95% bootstrap interval over architectures) between the rankings given by
+    the mean `metric` over `seeds_a` and over `seeds_b`, on the architectures trained at all of them."""
+    from .fidelity import bootstrap_ci, kendall_tau
+
+    wanted = set(seeds_a) | set(seeds_b)
+    have = table[table["seed"].isin(wanted)].groupby("spec_id")["seed"].nunique()
+    full = table[table["spec_id"].isin(have[have == len(wanted)].index)]
+    a = full[full["seed"].isin(seeds_a)].groupby("spec_id")[metric].mean()
+    b = full[full["seed"].isin(seeds_b)].groupby("spec_id")[metric].mean().reindex(a.index)
+    tau, low, high = bootstrap_ci(kendall_tau, a.to_numpy(), b.to_numpy(), n_boot=n_boot)
+    return {"n": len(a), "tau": tau, "low": low, "high": high}
+
+
+# ---------------------------------------------------------------------------------------------
 # the `table` proxy kind
 
 
@@ -218,4 +249,4 @@ def table_proxy(runner: Any, spec: Any, callback: Any = None):
 
 
 __all__ = ["PROTOCOL", "TableLookup", "arch_means", "check_table_file", "check_table_proxy", "export_table", "load_table",
-           "table_proxy"]
+           "reproducibility", "spread", "table_proxy"]

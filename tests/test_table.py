@@ -163,3 +163,19 @@ def test_the_bootstrap_interval_brackets_tau_and_narrows_with_more_architectures
         widths.append(high - low)
     assert widths[1] < widths[0] / 2
     assert bootstrap_ci(kendall_tau, [1, 2, 3, 4], [2, 3, 4, 5], n_boot=50) == (1.0, 1.0, 1.0)
+
+
+def test_generation_continues_where_it_stopped(tmp_path, monkeypatch, archs):
+    """The generating command on a tiny protocol (one step per run): each call with a time limit
+    trains the next (architecture, seed) pair in the interleaved order, never one twice."""
+    import evaluation.table as table_module
+
+    monkeypatch.setitem(table_module.PROTOCOL, "proxy", {"epochs": 1, "steps": 1, "batch_size": 2})
+    monkeypatch.setitem(table_module.PROTOCOL, "dataset", dict(PROTOCOL["dataset"], clips_per_class=2))
+    out = tmp_path / "bench"
+    for _ in range(2):
+        assert main(["bench", "generate", "--out", str(out), "--minutes", "0.001", "--seeds", "0,1"]) == 0
+    table = pd.read_csv(out / "table.csv")
+    first = spec_id(SPACE.decode(archs[0]))
+    assert list(zip(table["spec_id"], table["seed"])) == [(first, 0), (first, 1)]
+    assert (out / "seed0.yaml").is_file() and not (out / ".generate.lock").exists()

@@ -174,7 +174,6 @@ def run_generate(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     archs = bench_archs()
     (out / "protocol.yaml").write_text(yaml.safe_dump({**PROTOCOL, "archs": len(archs)}, sort_keys=False))
-    start = time.monotonic()
     with _Lock(out):
         sessions = {}
         for seed in seeds:
@@ -183,6 +182,7 @@ def run_generate(args: argparse.Namespace) -> int:
         where = machine()
         for s in sessions.values():
             s.study.set_user_attr("machine", where)
+        start = time.monotonic()  # --minutes counts from here: setup (data, studies) is not training
 
         def on_trial(study, trial) -> None:  # the machine's load while it trained: seconds depend on it
             loads = dict(study.user_attrs.get("load_avg", {}))
