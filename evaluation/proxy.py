@@ -30,7 +30,7 @@ from .budget import Budget, learning_rate_at
 
 __all__ = ["Budget", "ProxyResult", "STATUSES", "learning_rate_at", "set_block_scales", "train_proxy"]
 
-STATUSES = ("complete", "pruned", "failed")
+STATUSES = ("complete", "pruned", "failed", "rejected")  # rejected: a proxy that cannot score the spec
 DEFAULT_BUDGET = Budget()
 
 
@@ -124,6 +124,7 @@ def train_proxy(
     num_classes: int | None = None,
     return_model: bool = False,
     depthwise: str = "fast",
+    initial_weights: dict | None = None,
 ) -> ProxyResult:
     """Train `spec` on `dataset` within `budget` and report validation top-1 and loss.
 
@@ -133,6 +134,8 @@ def train_proxy(
     status "pruned". Keras' session is cleared before the run (and after it unless
     `return_model`), so hundreds of runs in one process do not accumulate memory. `depthwise` picks
     the builder's depthwise-conv implementation ("grouped" only to compare speed).
+    `initial_weights` ({variable path: array}, e.g. a supernet sub-network's) replaces the fresh
+    initialization of the weights it names: the run fine-tunes them.
     """
     import keras
 
@@ -159,6 +162,9 @@ def train_proxy(
             model = build_model(spec, num_classes=k, frames=frames, resolution=resolution, depthwise=depthwise)
             if budget.block_scale_init is not None:
                 set_block_scales(model, budget.block_scale_init)
+            for w in model.weights if initial_weights else ():
+                if w.path in initial_weights:
+                    w.assign(initial_weights[w.path])
             result = _fit(model, dataset, budget, k, seed, jit, policy, callback, start)
     finally:
         keras.config.set_dtype_policy(old_policy)
