@@ -3,7 +3,7 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-from . import bench, cost, demo, export, fidelity, predict, report, screen, search
+from . import bench, cost, demo, export, fidelity, predict, report, screen, search, videos
 
 ALL: list = [
     demo.register,
@@ -15,4 +15,5 @@ ALL: list = [
     export.register,
     fidelity.register,
     bench.register,
+    videos.register,
 ]
