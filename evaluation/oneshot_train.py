@@ -37,7 +37,8 @@ def make_strategy(name: str, devices: list[str] | None = None) -> Any:
 
 
 def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint: str | Path, *, seed: int = 0,
-                   strategy: Any = None, progress: bool = True, log: Any = None) -> dict:
+                   num_classes: int | None = None, strategy: Any = None, progress: bool = True,
+                   log: Any = None) -> dict:
     """Train (or resume) the supernet of `space` on `dataset`; checkpoints go to `checkpoint`.
 
     Returns a summary: steps run now, final step, seconds per step, last losses. An existing
@@ -50,8 +51,7 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     from search_space.supernet import Supernet
 
     checkpoint = Path(checkpoint)
-    k = int(max(dataset.train.y.max(), dataset.val.y.max())) + 1
-    k = max(k, int(getattr(dataset, "num_classes", 0) or 0))
+    k = num_classes or int(getattr(dataset, "num_classes", 0) or 0) or int(dataset.train.y.max()) + 1
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -65,7 +65,9 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed and gpu else ("mixed_bfloat16" if mixed else "float32"))
     try:
-        with strategy.scope():
+        from .proxy import _Seeded
+
+        with strategy.scope(), _Seeded(seed):  # the same initial weights for the same seed
             net = Supernet(space, k, block_scale_init=config.block_scale_init)
             optimizer = keras.optimizers.AdamW(learning_rate=learning_rate_at(config, 0.0),
                                                weight_decay=config.weight_decay, global_clipnorm=config.grad_clip)

@@ -1,0 +1,187 @@
+"""One-shot benchmark on the ground truth's protocol (evaluation/table.py PROTOCOL: bench space, graded task).
+
+    python benchmarks/oneshot.py train [--steps N] [--out DIR]    # train / resume the bench supernet
+    python benchmarks/oneshot.py score [--out DIR] [--table CSV]  # score every table architecture, tau
+    python benchmarks/oneshot.py stepcost [--steps N]             # one supernet step vs the largest alone
+
+`train` is resumable (kill it, run it again). `score` writes DIR/scores.csv (one row per architecture:
+supernet val accuracy and loss, seconds, the table's seed-mean accuracy) and DIR/summary.json
+(Kendall tau with a 95% bootstrap interval against the table, the same for params and for the table's
+own 1-epoch accuracy as cheap baselines, and the amortized cost per ranked architecture).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluation.table import PROTOCOL  # noqa: E402
+
+SUPERNET = {"batch_size": 16, "random_subnets": 2, "learning_rate": 0.01, "checkpoint_every": 25,
+            "recalibration_clips": 128}
+
+
+def _data(spec, cache={}):  # noqa: B006 - two sizes of the graded task, generated once each
+    from evaluation.datasets import load_dataset
+    from nas.config import dataset_for
+
+    cfg = dataset_for(PROTOCOL["dataset"], spec)
+    key = (cfg["frames"], cfg["resolution"])
+    if key not in cache:
+        cache[key] = load_dataset(cfg)
+    return cache[key]
+
+
+def train(args) -> None:
+    from evaluation.oneshot import parse_supernet
+    from evaluation.oneshot_train import train_supernet
+    from search_space import SearchSpace
+    from search_space.supernet import envelope
+
+    space = SearchSpace.from_yaml(PROTOCOL["space"])
+    cfg = parse_supernet({**SUPERNET, "steps": args.steps})
+    out = Path(args.out)
+    summary = train_supernet(space, _data(envelope(space)), cfg, out / "supernet.npz", seed=0,
+                             num_classes=PROTOCOL["num_classes"], progress=True)
+    summary.pop("net")
+    log = out / "train_log.jsonl"
+    with log.open("a") as f:
+        f.write(json.dumps({**summary, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    print(summary)
+
+
+def score(args) -> None:
+    import pandas as pd
+
+    from evaluation.fidelity import bootstrap_ci, kendall_tau
+    from evaluation.oneshot import load_supernet
+    from evaluation.oneshot_score import Scorer, recalibration_clips
+    from evaluation.table import arch_means, load_table
+    from search_space import SearchSpace
+
+    space = SearchSpace.from_yaml(PROTOCOL["space"])
+    out = Path(args.out)
+    net = load_supernet(out / "supernet.npz", space, PROTOCOL["num_classes"])
+    table = arch_means(load_table(args.table))
+    axes = list(space.param_choices())
+    scorer = Scorer(net, batch_size=64)
+    rows = []
+    for _, r in table.iterrows():
+        params = {k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in axes}
+        spec = space.decode(params)
+        data = _data(spec)
+        recal = recalibration_clips(data.train.x, SUPERNET["recalibration_clips"])
+        n_val = args.val_clips or len(data.val.y)
+        m = scorer.score(spec, recal, data.val.x[:n_val], data.val.y[:n_val].astype("int64"))
+        rows.append({"spec_id": r["spec_id"], "supernet_accuracy": m["val_accuracy"], "supernet_loss": m["val_loss"],
+                     "seconds": m["seconds"], "table_accuracy": r["val_accuracy"], "n_seeds": int(r["n_seeds"]),
+                     "params": int(r["params"]), "flops": float(r["flops"]), "table_accuracy_e1": r.get("val_accuracy_e1", np.nan),
+                     "table_seconds": r.get("seconds", np.nan)})
+        print(f"{r['spec_id']} supernet {m['val_accuracy']:.3f} table {r['val_accuracy']:.3f} "
+              f"({m['seconds']:.2f} s)", flush=True)
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "scores.csv", index=False)
+    truth = df["table_accuracy"].to_numpy()
+    result = {"architectures": len(df), "seeds_per_arch": df["n_seeds"].describe().to_dict()}
+    for name, col, sign in (("supernet_accuracy", "supernet_accuracy", 1), ("supernet_loss", "supernet_loss", -1),
+                            ("params", "params", 1), ("table_1_epoch_accuracy", "table_accuracy_e1", 1)):
+        tau, lo, hi = bootstrap_ci(kendall_tau, sign * df[col].to_numpy(dtype=float), truth)
+        result[f"tau_{name}"] = [tau, lo, hi]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    train_seconds = sum(entry["seconds"] for entry in log)
+    per = float(df["seconds"].iloc[1:].median()) if len(df) > 1 else float(df["seconds"].iloc[0])
+    alone = float(df["table_seconds"].mean())
+    result.update(supernet_steps=log[-1]["step"], supernet_train_seconds=train_seconds,
+                  score_seconds_median=per, score_seconds_first=float(df["seconds"].iloc[0]),
+                  standalone_seconds_per_arch_per_seed=alone,
+                  cost_ratio_100=(train_seconds + 100 * per) / (100 * alone),
+                  cost_ratio_1000=(train_seconds + 1000 * per) / (1000 * alone))
+    result["flops_budget_search"] = budget_search(df, train_seconds + len(df) * per, alone)
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps(result, indent=2, default=float))
+
+
+def budget_search(df, oneshot_seconds: float, seconds_per_arch: float, draws: int = 2000) -> dict:
+    """Under a FLOPs budget (the median of the scored architectures): the table accuracy of the
+    architecture the supernet ranks first, the best in the table, and the expected best of a
+    stand-alone random search that trains as many architectures as the one-shot wall clock allows."""
+    budget = float(df["flops"].median())
+    ok = df[df["flops"] <= budget]
+    pick = ok.loc[ok["supernet_accuracy"].idxmax()]
+    m = max(1, int(oneshot_seconds // seconds_per_arch)) if seconds_per_arch == seconds_per_arch else 1
+    rng = np.random.default_rng(0)
+    acc = ok["table_accuracy"].to_numpy()
+    best = [acc[rng.choice(len(acc), size=min(m, len(acc)), replace=False)].max() for _ in range(draws)]
+    return {"flops_budget": budget, "feasible_in_table": len(ok), "supernet_pick": pick["spec_id"],
+            "supernet_pick_table_accuracy": float(pick["table_accuracy"]),
+            "best_in_table": float(acc.max()), "standalone_archs_same_wall_clock": m,
+            "standalone_random_search_expected_best": float(np.mean(best))}
+
+
+def stepcost(args) -> None:
+    """Seconds per step, measured side by side on one batch: the supernet's sandwich step and a
+    training step of the largest sub-network alone (same batch, AdamW, compiled)."""
+    import keras
+    import tensorflow as tf
+
+    from evaluation.oneshot import parse_supernet
+    from evaluation.oneshot_train import train_supernet
+    from search_space import SearchSpace, build_model
+    from search_space.supernet import envelope
+
+    space = SearchSpace.from_yaml(PROTOCOL["space"])
+    data = _data(envelope(space))
+    k = PROTOCOL["num_classes"]
+    tmp = Path(args.out) / "stepcost.npz"
+    tmp.unlink(missing_ok=True)
+    cfg = parse_supernet({**SUPERNET, "steps": 3, "checkpoint_every": 1000})
+    train_supernet(space, data, cfg, tmp, num_classes=k, progress=False)  # traces
+    cfg = parse_supernet({**SUPERNET, "steps": 3 + args.steps, "checkpoint_every": 1000})
+    s = train_supernet(space, data, cfg, tmp, num_classes=k, progress=False)
+    sandwich = s["seconds_per_step"]
+    net = s.pop("net")
+    model = build_model(net.largest.replace(stochastic_depth=0.0), num_classes=k)
+    opt = keras.optimizers.AdamW(0.01)
+    x = tf.constant(data.train.x[:SUPERNET["batch_size"]], tf.float32)
+    y = tf.constant(data.train.y[:SUPERNET["batch_size"]], tf.int32)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    for _ in range(3):
+        step(x, y).numpy()
+    t = time.perf_counter()
+    for _ in range(args.steps):
+        step(x, y).numpy()
+    alone = (time.perf_counter() - t) / args.steps
+    passes = 2 + SUPERNET["random_subnets"]
+    print(json.dumps({"supernet_step_s": sandwich, "largest_alone_step_s": alone, "ratio": sandwich / alone,
+                      "passes_per_step": passes, "batch": SUPERNET["batch_size"]}))
+    tmp.unlink(missing_ok=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("action", choices=("train", "score", "stepcost"))
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--out", default="results/bench_oneshot")
+    p.add_argument("--table", default="results/bench/table.csv")
+    p.add_argument("--val-clips", type=int, default=None)
+    args = p.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    {"train": train, "score": score, "stepcost": stepcost}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()
