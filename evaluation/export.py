@@ -13,6 +13,7 @@
 | `model.tflite` | TFLite base model, input `[1, any frames, resolution, resolution, 3]` (static spatial sizes, which TFLite wants; the manifest names them), so it classifies the same frames as the other formats |
 | `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[batch, t, resolution, resolution, 3]` (any batch and t) and every state, outputs `logits` and the new states; the SavedModel adds TF Hub's `init_states` and `call` signatures |
 | `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1; states are explicit inputs and outputs of the same names |
+| `model_int8.tflite`, `stream_int8.tflite` | format `"tflite-int8"`: the TFLite files with int8 weights and activations (float32 inputs and outputs), calibrated on `representative` clips |
 | `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes |
 
 The stream model carries the base model's weights (they are the same variables in the same order);
@@ -31,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
+from search_space import validate
 from search_space.spec import ArchSpec
 from search_space.stream import state_specs
 
 FORMATS = ("yaml", "keras", "savedmodel", "tflite")
 """Formats written by default."""
-ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", "tflite")
+ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", "tflite", "tflite-int8")
 MANIFEST = "export.json"
 MANIFEST_VERSION = 1
 FILES = {
@@ -49,6 +51,8 @@ FILES = {
     "stream_keras": "stream.keras",
     "stream_savedmodel": "stream_saved_model",
     "stream_tflite": "stream.tflite",
+    "tflite-int8": "model_int8.tflite",
+    "stream_tflite-int8": "stream_int8.tflite",
 }
 
 
@@ -63,6 +67,7 @@ def export_model(
     num_classes: int | None = None,
     resolution: int | None = None,
     frames: int | None = None,
+    representative: Any = None,
 ) -> dict[str, Path]:
     """Write `spec` with the given weights to `out_dir` in `formats`; returns {artifact: path}.
 
@@ -71,7 +76,9 @@ def export_model(
     model's output width, else the number of labels, else 600. `resolution` (spec default) fixes the
     TFLite input size; it and `frames` (spec default) are recorded in the manifest as the model's input.
     `stream=True` (causal specs only) adds the stream model in the same formats.
-    Artifact keys: the format names, `stream_<format>` for stream artifacts, `labels`, `manifest`.
+    `"tflite-int8"` (base and stream) is full-integer post-training quantization calibrated on
+    `representative`: clips [N, T, H, W, 3] in [0, 1], e.g. `evaluation.quantize.calibration_clips`
+    of the study's dataset (see `evaluation.quantize`). Artifact keys: the format names, `stream_<format>` for stream artifacts, `labels`, `manifest`.
     """
     formats = tuple(formats)
     bad = [f for f in formats if f not in ALL_FORMATS]
@@ -82,6 +89,13 @@ def export_model(
     resolution = _positive("resolution", resolution or spec.resolution)
     frames = _positive("frames", frames or spec.frames)
     num_classes = _num_classes(model_or_weights, labels, num_classes)
+    if "tflite-int8" in formats:
+        if representative is None:
+            raise ValueError("formats: tflite-int8 needs representative clips to calibrate on (e.g. "
+                             "evaluation.quantize.calibration_clips of the study's dataset)")
+        from .quantize import check_clips
+
+        representative = check_clips(representative, resolution)
     if labels is not None:
         labels = [str(label) for label in labels]
         if len(labels) != num_classes:
@@ -129,6 +143,12 @@ def export_model(
     if "tflite" in formats:
         put("tflite", save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES["tflite"]))
         manifest["tflite_image_shape"] = [1, None, resolution, resolution, 3]  # any number of frames
+    if "tflite-int8" in formats:
+        from .quantize import base_samples
+
+        put("tflite-int8", save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES["tflite-int8"],
+                                       representative=base_samples(representative)))
+        manifest["int8_calibration"] = {"clips": len(representative), "frames": representative.shape[1]}
 
     if stream:
         with float32_policy():
@@ -146,6 +166,16 @@ def export_model(
         if "tflite" in formats:
             inputs = {"image": _image_spec(1, 1, resolution), **states}
             put("stream_tflite", save_tflite(smodel, inputs, out / FILES["stream_tflite"]))
+            manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
+        if "tflite-int8" in formats:
+            from search_space.stream import init_states
+
+            from .quantize import stream_samples
+
+            inputs = {"image": _image_spec(1, 1, resolution), **states}
+            samples = stream_samples(smodel, init_states(spec, 1, resolution), representative)
+            put("stream_tflite-int8", save_tflite(smodel, inputs, out / FILES["stream_tflite-int8"],
+                                                  representative=samples))
             manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
 
     paths["manifest"] = _write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
@@ -227,8 +257,10 @@ def _init_states_function(stream_states: dict):
     return init_states
 
 
-def save_tflite(model, inputs: dict, path: str | Path) -> Path:
-    """Convert `model` for the static `inputs` ({name: tf.TensorSpec}) to a float32 TFLite file.
+def save_tflite(model, inputs: dict, path: str | Path, representative=None) -> Path:
+    """Convert `model` for the `inputs` ({name: tf.TensorSpec}) to a float32 TFLite file, or with
+    `representative` (a function returning an iterator of {input name: array}) to a full-integer
+    int8 one calibrated on those inputs, its inputs and outputs still float32.
 
     The graph is frozen (variables to constants) before conversion: TFLite's own freezing leaves
     every variable unfrozen when the model holds a scalar weight (ReZero scales), and the file
@@ -260,6 +292,10 @@ def save_tflite(model, inputs: dict, path: str | Path) -> Path:
                             options=options)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if representative is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         path.write_bytes(converter.convert())
     return path
 
@@ -327,9 +363,7 @@ def _as_output_dict(outputs) -> dict:
 
 
 def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: {value!r}, must be an integer >= 1")
-    return value
+    return validate.integer(value, name)
 
 
 def _num_classes(model_or_weights: Any, labels, num_classes: int | None) -> int:

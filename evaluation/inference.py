@@ -25,7 +25,7 @@ from .export import FILES, float32_policy, load_tflite, read_manifest
 DEFAULT_RESOLUTION = 172
 """Input size for models that accept any size and say nothing else (A0's, the TF-Hub default)."""
 
-BACKENDS = ("keras", "savedmodel", "tflite")
+BACKENDS = ("keras", "savedmodel", "tflite", "tflite-int8")
 """Artifacts of an export folder that can run, in the order tried by default."""
 MODEL_KINDS = ("an export folder (export.json)", "a .keras file", "a spec YAML with weights beside it",
                "a TF SavedModel folder", "a .tflite file")
@@ -375,6 +375,7 @@ _LOADERS: dict[str, Callable[[str, Path], InferenceModel]] = {
     "keras": lambda source, path: _from_keras(source, _load_keras(path)),
     "savedmodel": lambda source, path: _from_signature(source, _load_signature(path)),
     "tflite": lambda source, path: _from_tflite(source, load_tflite(path)),
+    "tflite-int8": lambda source, path: _from_tflite(source, load_tflite(path)),
 }
 
 

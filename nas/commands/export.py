@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     pick.add_argument("--best", metavar="RULE", help='selection rule, e.g. "val_accuracy under flops<=1e9"')
     p.add_argument("--study", default=None, help="study name, when the storage holds several")
     p.add_argument("--format", default="yaml,keras,savedmodel,tflite", metavar="F,...",
-                   help="comma-separated: yaml, keras, weights, savedmodel, tflite (default: yaml,keras,savedmodel,tflite)")
+                   help="comma-separated: yaml, keras, weights, savedmodel, tflite, tflite-int8 (int8 TFLite calibrated on "
+                        "the study's dataset) (default: yaml,keras,savedmodel,tflite)")
     p.add_argument("--stream", action="store_true", help="also write the stream model (causal architectures only)")
     p.add_argument("--train-epochs", type=int, default=None, metavar="E",
                    help="retrain from scratch for E epochs on the study's dataset with its proxy settings first")
@@ -126,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     weights = _weights(args, spec, row, attrs, num_classes)
     out = Path(args.out)
     paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), weights.model, out, formats,
-                         stream=args.stream, labels=weights.labels, num_classes=num_classes)
+                         stream=args.stream, labels=weights.labels, num_classes=num_classes,
+                         representative=_calibration(attrs, spec) if "tflite-int8" in formats else None)
     card = out / "model_card.md"
     card.write_text(model_card(row, attrs, how, weights, paths, num_classes))
     for key, path in paths.items():
@@ -164,3 +166,16 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(f"--train-epochs: the study's {' '.join(str(exc).split())}") from None
     return weights if weights.labels else dataclasses.replace(weights, labels=labels)
+
+
+def _calibration(attrs: dict, spec):
+    """Clips of the study's dataset (at the spec's sizes) that an int8 export calibrates on."""
+    from evaluation.quantize import calibration_clips
+
+    from ..config import dataset_for
+
+    config = attrs.get("config") or {}
+    try:
+        return calibration_clips(dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec))
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(f"--format tflite-int8: the study's {' '.join(str(exc).split())}") from None

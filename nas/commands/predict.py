@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=int, default=None, metavar="PX",
                    help="input height and width (default: the model's, else 172)")
     p.add_argument("--size", default=None, metavar="WxH", help="frame size of raw stdin frames (VIDEO -)")
-    p.add_argument("--backend", choices=("keras", "savedmodel", "tflite"), default=None,
+    p.add_argument("--backend", choices=("keras", "savedmodel", "tflite", "tflite-int8"), default=None,
                    help="which artifact of an export folder runs (default: keras for clips; for --stream "
                         "its stream.tflite when present, else keras)")
     p.set_defaults(func=run)
