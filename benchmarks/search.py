@@ -33,6 +33,7 @@ import yaml
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from evaluation.record import Outcome, read_trial  # noqa: E402
 from nas.cli import main  # noqa: E402
 from nas.commands.demo import config_path  # noqa: E402
 from nas.storage import default_url  # noqa: E402
@@ -92,9 +93,9 @@ def bench_samplers(root: Path, seeds: int, trials: int) -> None:
                                   "sampler": {"name": name, "options": options}})
             seconds[name] += time.perf_counter() - t
             table[name].append(hypervolume(front_losses(study), reference, scale))
-            outcomes = [t.user_attrs.get("outcome") for t in study.trials]
-            proposals[name][0] += sum(o in ("complete", "duplicate") for o in outcomes)
-            proposals[name][1] += outcomes.count("infeasible")
+            outcomes = [read_trial(t).outcome for t in study.trials]
+            proposals[name][0] += sum(o in (Outcome.COMPLETE, Outcome.DUPLICATE) for o in outcomes)
+            proposals[name][1] += outcomes.count(Outcome.INFEASIBLE)
     base = statistics.mean(table["random"])
     print(f"{'sampler':8} {'mean HV':>8} {'stdev':>7} {'min':>7} {'max':>7} {'vs random':>9} {'wins':>6} "
           f"{'feasible':>8} {'s/trial':>8}")
@@ -159,12 +160,12 @@ def bench_early_stopping(root: Path, trials: int, epochs: int) -> None:
         study = search(root, demo_config(f"early-{i}", trials=trials, sampler="random", early_stopping=rule,
                                          proxy={"epochs": epochs, "batch_size": 8}))
         wall = time.perf_counter() - t
-        trained = [t for t in study.trials if "train" in t.user_attrs.get("timing", {})]
+        trained = [t for t in study.trials if "train" in read_trial(t).timing]
         runs[name] = (study, trained)
-        stopped = [t for t in trained if t.user_attrs.get("outcome") == "early_stopped"]
+        stopped = [t for t in trained if read_trial(t).outcome is Outcome.EARLY_STOPPED]
         best = max((t.values[0] for t in study.best_trials), default=float("nan"))
-        print(f"{name:36}: wall {wall:6.1f} s, training {sum(t.user_attrs['timing']['train'] for t in trained):6.1f} s, "
-              f"epochs trained {sum(len(t.user_attrs['curve']) for t in trained):3d}, early-stopped {len(stopped)}, "
+        print(f"{name:36}: wall {wall:6.1f} s, training {sum(read_trial(t).timing['train'] for t in trained):6.1f} s, "
+              f"epochs trained {sum(len(read_trial(t).curve) for t in trained):3d}, early-stopped {len(stopped)}, "
               f"best val_accuracy {best:.3f}")
     off, off_trained = runs["off"]
     off_front = sorted(t.user_attrs["spec_id"] for t in off.best_trials)

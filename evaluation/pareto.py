@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .zero_cost import ZERO_COST  # numpy only at import
+
 DIRECTIONS = ("maximize", "minimize")
-MAXIMIZED = ("val_accuracy", "train_accuracy", "grad_norm", "snip", "synflow", "naswot")
+MAXIMIZED = ("val_accuracy", "train_accuracy", *ZERO_COST)  # higher is better; every other column lower
 
 
 def _optuna_front(loss: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_space.spec import NUM_CLASSES
+
 from .pareto import MAXIMIZED, hypervolume_history, pareto_mask
 from .record import Outcome, read_trial
 from .results import COSTS, objectives_of
@@ -96,7 +98,7 @@ def study_input(df) -> tuple[int, int, int]:
         values = [int(v) for v in df[col].dropna()] if col in df else []
         return Counter(values).most_common(1)[0][0] if values else default
 
-    return mode("frames", 8), mode("resolution", 172), int(df.attrs.get("num_classes") or 600)
+    return mode("frames", 8), mode("resolution", 172), int(df.attrs.get("num_classes") or NUM_CLASSES)
 
 
 def preset_costs(df, presets: Sequence[str] = ("a0", "a1", "a2")) -> dict[str, dict]:

@@ -114,14 +114,19 @@ class TrialRecord:
         return float(found) if isinstance(found, (int, float)) else None
 
     def arch_spec(self):
-        """The `ArchSpec` (None when not stored or not readable by this version)."""
+        """The `ArchSpec` (None when not stored or not readable by this version). A stored spec
+        whose hash is its `spec_id` is exactly what the writer stored from a validated `ArchSpec`,
+        and is rebuilt without validating it again (reading thousands of trials); any other goes
+        through `ArchSpec.from_dict`."""
         from search_space import ArchSpec, SpecError
 
         if not self.spec:
             return None
         try:
+            if self.spec_id is not None and spec_id(self.spec) == self.spec_id:
+                return _rebuild(self.spec)
             return ArchSpec.from_dict(self.spec)
-        except (SpecError, TypeError, ValueError):
+        except (SpecError, TypeError, ValueError, KeyError):
             return None
 
 
@@ -159,13 +164,31 @@ def _constraints(system_attrs: dict) -> dict:
 
 
 def spec_id(spec) -> str:
-    """A short hash of the architecture (its name left out): equal specs, equal ids."""
+    """A short hash of the architecture (an `ArchSpec` or its dict; its name left out): equal
+    specs, equal ids."""
     import hashlib
     import json
 
-    data = spec.to_dict()
+    data = dict(spec) if isinstance(spec, dict) else spec.to_dict()
     data.pop("name", None)
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rebuild(data: dict):
+    """An `ArchSpec` from the dict of one (all fields present), without validating it again."""
+    import dataclasses
+
+    from search_space.spec import ArchSpec, Block, Head, Stage, Stem
+
+    names = [f.name for f in dataclasses.fields(ArchSpec)]
+    if sorted(data) != sorted(names):
+        return ArchSpec.from_dict(data)
+    top = dict(data, stem=Stem(**data["stem"]), head=Head(**data["head"]),
+               stages=tuple(Stage(s["filters"], tuple(Block(**b) for b in s["blocks"])) for s in data["stages"]))
+    spec = object.__new__(ArchSpec)  # skips __post_init__'s validation, done when the spec was written
+    for name in names:
+        object.__setattr__(spec, name, top[name])
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from search_space.spec import NUM_CLASSES
+
 from .pareto import check_objectives, default_reference_point, hypervolume, pareto_front
 from .plots import (
     plot_architecture,
@@ -191,7 +193,7 @@ def _architectures(blocks: list, figure, df, top, objectives: dict[str, str]) ->
     if top.empty:
         return
     blocks.append(("h2", "Top architectures"))
-    classes = int(df.attrs.get("num_classes") or 600)
+    classes = int(df.attrs.get("num_classes") or NUM_CLASSES)
     for _, row in top.iterrows():
         spec, number = row["spec"], int(row["number"])
         if spec is None:

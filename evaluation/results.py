@@ -9,17 +9,16 @@ documented in docs/results.md.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
 
-from .record import TrialRecord, read_trial
-from .storage import OpenedStudy, ResultsError, load_study
+from search_space.cost import COST_NAMES as COSTS  # the one list: the Cost fields
+from search_space.space_schema import OPTIONS as SPEC_OPTIONS  # the ArchSpec options a space may search
 
-COSTS = ("params", "macs", "flops", "activation_bytes", "state_bytes", "state_floats", "state_tensors",
-         "elementwise")
-SPEC_OPTIONS = ("conv_type", "se_type", "causal", "activation", "gating_activation", "classifier_activation",
-                "se_ratio", "positional_encoding", "dropout", "stochastic_depth", "bn_momentum", "bn_epsilon")
+from .record import TrialRecord
+from .storage import OpenedStudy, ResultsError, load_study, read_records
 
 
 def load_results(path_or_storage_url: str | Path, study: str | None = None):
@@ -44,7 +43,7 @@ def to_frame(opened: OpenedStudy):
     """The `load_results` DataFrame of a study already opened with `load_study`."""
     import pandas as pd
 
-    rows = [_row(read_trial(t), opened.info, opened.space) for t in opened.study.get_trials(deepcopy=False)]
+    rows = [_row(record, opened.info, opened.space) for record in read_records(opened)]
     df = pd.DataFrame(rows)
     # the columns a reader relies on exist even before any trial has them (a study just started)
     always = {"number": "int64", "state": "str", "outcome": "object", "reason": "object", "feasible": "boolean",
@@ -149,6 +148,7 @@ def _params(params: dict, space: dict, spec) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)  # the same few hundred parameter names, in every trial
 def _slot(key: str) -> tuple[int, int] | None:
     """(stage, block) of a per-block parameter name such as s2_b3_kernel."""
     parts = key.split("_")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluation.record import read_trial
+from search_space.validate import quote
 
 from .errors import UsageError
 
@@ -53,16 +54,16 @@ def parse_pruner(value: Any, objectives: tuple) -> PrunerConfig:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict):
-        raise UsageError(f"pruner: {value!r}, must be a name ({', '.join(PRUNERS)}) or {{name: NAME, options: {{...}}}}")
+        raise UsageError(f"pruner: {quote(value)}, must be a name ({', '.join(PRUNERS)}) or {{name: NAME, options: {{...}}}}")
     unknown = [k for k in value if k not in ("name", "options")]
     if unknown:
-        raise UsageError(f"pruner.{unknown[0]}: unknown field, allowed: name, options")
+        raise UsageError(f"pruner.{_key(unknown[0])}: unknown field, allowed: name, options")
     name = value.get("name", "none")
     if name not in PRUNERS:
-        raise UsageError(f"pruner.name: {name!r}, must be one of {', '.join(PRUNERS)}")
+        raise UsageError(f"pruner.name: {quote(name)}, must be one of {', '.join(PRUNERS)}")
     options = value.get("options") or {}
     if not isinstance(options, dict):
-        raise UsageError(f"pruner.options: {options!r}, must be a mapping")
+        raise UsageError(f"pruner.options: {quote(options)}, must be a mapping")
     if name != "none" and len(objectives) != 1:
         raise UsageError(f"pruner.name: {name!r} needs a single-objective study ({len(objectives)} objectives); "
                          "multi-objective studies stop trials with early_stopping")
@@ -72,6 +73,10 @@ def parse_pruner(value: Any, objectives: tuple) -> PrunerConfig:
     config = PrunerConfig(name, dict(options))
     make_pruner(config)  # unknown or bad options fail here, at the config
     return config
+
+
+def _key(key: Any) -> str:
+    return key if isinstance(key, str) and key.isidentifier() and len(key) <= 40 else quote(key)
 
 
 def make_pruner(config: PrunerConfig):
@@ -84,7 +89,7 @@ def make_pruner(config: PrunerConfig):
     allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     for key in config.options:
         if key not in allowed:
-            raise UsageError(f"pruner.options.{key}: unknown option of {cls.__name__}, "
+            raise UsageError(f"pruner.options.{_key(key)}: unknown option of {cls.__name__}, "
                              f"allowed: {', '.join(allowed) or 'none'}")
     try:
         return cls(**config.options)

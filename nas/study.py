@@ -16,7 +16,7 @@ import warnings
 
 from evaluation.record import Outcome, read_trial
 
-from .config import SearchConfig
+from .config import GRID_LIMIT, SearchConfig
 from .errors import UsageError
 from .pruning import make_pruner
 from .storage import budget_lock
@@ -55,9 +55,9 @@ def make_sampler(config: SearchConfig, space, seed: int | None):
     options.setdefault("seed", seed)
     if name == "grid":
         size = space.grid_size()
-        if size > 100_000:
+        if size > GRID_LIMIT:
             raise UsageError(f"{config.source}: sampler.name: 'grid' on a space of {size:.3g} grid points; "
-                             "grid search needs at most 100,000, use tpe, nsga2 or random")
+                             f"grid search needs at most {GRID_LIMIT:,}, use tpe, nsga2 or random")
         options["search_space"] = space.param_choices()
     try:
         with warnings.catch_warnings():

@@ -183,3 +183,24 @@ def test_keep_weights_off_keeps_none_and_export_says_the_weights_are_random(writ
     assert main(["export", str(tmp_path / "nokeep"), "--trial", "0", "--format", "yaml", "--out", str(out)]) == 0
     assert "RANDOMLY INITIALIZED" in capsys.readouterr().err
     assert (out / "labels.txt").read_text().splitlines() == ["right", "left", "clockwise"]  # the study's classes
+
+
+def test_the_set_based_reader_reads_what_optuna_reads(tmp_path):
+    """`read_records` (SQL over one snapshot) gives the same records as Optuna's `get_trials`:
+    the reference run and a study with infinite values, a running, a failed and a waiting trial."""
+    from evaluation.storage import read_records
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", directions=["minimize", "maximize"])
+    dist = {"k": optuna.distributions.CategoricalDistribution(["1x3x3", "3x3x3"]),
+            "w": optuna.distributions.FloatDistribution(0.5, 2.0)}
+    study.add_trial(optuna.create_trial(params={"k": "3x3x3", "w": 0.75}, distributions=dist,
+                                        values=[float("inf"), float("-inf")], user_attrs={"cost": {"flops": 1}},
+                                        system_attrs={"constraints": [0.5, -1.0]}))
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"outcome": "failed"}))
+    study.enqueue_trial({"k": "1x3x3"})
+    running = study.ask()
+    running.suggest_categorical("k", ["1x3x3", "3x3x3"])
+    study.enqueue_trial({"k": "3x3x3"})
+    for source in (REFERENCE, tmp_path / "study.db"):
+        opened = load_study(source)
+        assert read_records(opened) == [read_trial(t) for t in opened.study.get_trials()]

@@ -7,6 +7,8 @@ import json
 
 import optuna
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evaluation.record import Outcome, read_trial
 from nas.cli import main
@@ -273,3 +275,34 @@ def test_front_table_lists_the_best_first(trained_search):
     assert len(firsts) == len(study.best_trials)
     best_first = sorted(firsts, reverse=config.objectives[0].direction == "maximize")
     assert firsts == best_first
+
+
+_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pruner=_values | st.fixed_dictionaries({"name": st.sampled_from(["median", "halving", "hyperband", "nope"])},
+                                              optional={"options": _values}),
+       keep=_values, single=st.booleans())
+def test_pruner_and_keep_weights_fields_are_accepted_or_named_in_one_line(pruner, keep, single):
+    objectives = ["val_accuracy"] if single else ["val_accuracy", "flops"]
+    try:
+        config = config_from_dict({"objectives": objectives, "pruner": pruner, "keep_weights": keep})
+    except UsageError as exc:
+        message = str(exc)
+        assert "\n" not in message and ("pruner" in message or "keep_weights" in message)
+        return
+    assert config.keep_weights in (True, False, "auto")
+    assert config.pruner.name == "none" or single
+
+
+def test_a_pruner_needs_a_single_trained_objective():
+    with pytest.raises(UsageError, match="pruner.name: 'median' needs a single-objective study"):
+        config_from_dict({"pruner": "median"})
+    with pytest.raises(UsageError, match="the objective 'flops' is not trained"):
+        config_from_dict({"objectives": ["flops"], "pruner": "median"})
+    with pytest.raises(UsageError, match="pruner.options.warmup: unknown option of MedianPruner"):
+        config_from_dict({"objectives": ["val_accuracy"], "pruner": {"name": "median", "options": {"warmup": 1}}})
+    assert config_from_dict({"objectives": ["val_loss"], "pruner": "hyperband"}).pruner.name == "hyperband"

@@ -1,0 +1,108 @@
+"""How long reading a large study takes: `load_results` against Optuna's own `get_trials`, on
+cost-only studies of the paper space at several sizes (500 to 5,000 trials by default).
+
+Each study is made once under --dir (kept for reruns) from one real cost-only `movinas search` of
+--seed-trials trials, whose trials are cloned in SQL (new numbers, same rows in every Optuna table)
+up to the size wanted: the database holds the rows a long search writes. Cloned trials repeat
+architectures, which the reader does not exploit (it caches nothing), so the timing is that of
+distinct ones.
+
+    python benchmarks/load_results.py                  # 500, 1000, 2000, 5000 trials
+    python benchmarks/load_results.py --sizes 500,5000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluation.results import load_results, load_study  # noqa: E402
+from nas.cli import main  # noqa: E402
+
+CONFIG = {"space": "paper", "num_classes": 600, "sampler": "random", "seed": 0,
+          "objectives": [{"minimize": "flops"}, {"minimize": "activation_bytes"}]}
+TABLES = ("trial_params", "trial_values", "trial_user_attributes", "trial_system_attributes",
+          "trial_intermediate_values")
+
+
+def seed_study(root: Path, trials: int) -> Path:
+    """The real search every study starts from (made once)."""
+    folder = root / f"seed{trials}"
+    if not (folder / "study.db").is_file():
+        cfg = root / f"seed{trials}.yaml"
+        cfg.write_text(yaml.safe_dump({**CONFIG, "study": "costs", "trials": trials}))
+        assert main(["search", str(cfg), "--results-dir", str(root)]) == 0
+    return folder
+
+
+def make_study(root: Path, size: int, seed_trials: int) -> Path:
+    folder = root / f"costs{size}"
+    if (folder / "study.db").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(seed_study(root, seed_trials) / "study.db", folder / "study.db.part")
+    con = sqlite3.connect(folder / "study.db.part")
+    with con:
+        rows = con.execute("SELECT trial_id, number, study_id, state, datetime_start, datetime_complete "
+                           "FROM trials ORDER BY number").fetchall()
+        columns = {t: [c[1] for c in con.execute(f"PRAGMA table_info({t})")][1:] for t in TABLES}
+        content = {t: {} for t in TABLES}
+        for t in TABLES:
+            for r in con.execute(f"SELECT {', '.join(columns[t])} FROM {t}"):
+                content[t].setdefault(r[columns[t].index("trial_id")], []).append(r)
+        number = len(rows)
+        while number < size:
+            src = rows[number % len(rows)]
+            cur = con.execute("INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete) "
+                              "VALUES (?, ?, ?, ?, ?)", (number, *src[2:]))
+            new_id = cur.lastrowid
+            for t in TABLES:
+                at = columns[t].index("trial_id")
+                con.executemany(f"INSERT INTO {t} ({', '.join(columns[t])}) VALUES "
+                                f"({', '.join('?' * len(columns[t]))})",
+                                [r[:at] + (new_id,) + r[at + 1:] for r in content[t].get(src[0], [])])
+            number += 1
+        con.execute("DELETE FROM trials WHERE number >= ?", (size,))  # a size below the seed's
+    con.close()
+    (folder / "study.db.part").rename(folder / "study.db")
+    return folder
+
+
+def best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main_(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="500,1000,2000,5000")
+    p.add_argument("--seed-trials", type=int, default=500, help="trials of the real search each study starts from")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--dir", default="/tmp/movinas_bench_load")
+    args = p.parse_args(argv)
+    root = Path(args.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"{'trials':>7} {'Optuna get_trials s':>20} {'load_results s':>15} {'ratio':>6} {'rows':>6} {'cols':>5}")
+    for size in (int(s) for s in args.sizes.split(",")):
+        folder = make_study(root, size, args.seed_trials)
+        opened = load_study(folder)
+        optuna_s = best(lambda o=opened: o.study.get_trials(deepcopy=False), args.repeat)
+        df = load_results(folder)
+        ours = best(lambda f=folder: load_results(f), args.repeat)
+        print(f"{size:7d} {optuna_s:20.2f} {ours:15.2f} {optuna_s / ours:6.1f} {len(df):6d} {df.shape[1]:5d}",
+              flush=True)
+
+if __name__ == "__main__":
+    main_()
