@@ -8,9 +8,10 @@ from pathlib import Path
 
 from search_space import PRESETS, ArchSpec, Cost, SpecError, estimate_cost, preset_from_name
 from search_space import validate as v
-from search_space.spec import MAX_CHANNELS, MAX_FRAMES, MAX_RESOLUTION, NUM_CLASSES
+from search_space.spec import MAX_CHANNELS, NUM_CLASSES
 
 from ..errors import UsageError
+from .flags import flag, input_flags
 
 PRESET_NAMES = (*PRESETS, *(f"{p}-stream" for p in PRESETS))
 
@@ -52,18 +53,6 @@ def load_spec(text: str) -> ArchSpec:
         return ArchSpec.from_yaml(path)
     except SpecError as exc:  # YAML parser messages span lines; the CLI prints one
         raise UsageError(v.one_line(str(exc), 500)) from None
-
-
-def flag(value: int | None, name: str, lo: int = 1, hi: int | None = None) -> None:
-    """An integer flag in [lo, hi] (None: not given)."""
-    if value is not None:
-        v.integer(value, name, lo, hi, error=UsageError)
-
-
-def input_flags(args: argparse.Namespace) -> None:
-    """--frames and --resolution, the bounds of a spec's own input."""
-    flag(args.frames, "--frames", 1, MAX_FRAMES)
-    flag(args.resolution, "--resolution", 1, MAX_RESOLUTION)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,7 +38,10 @@ def config_path() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .flags import flag
     from .search import run_search
+
+    flag(args.trials, "--trials")
 
     search_args = argparse.Namespace(config=str(config_path()), trials=args.trials, storage=None, study=None,
                                      timeout=None, results_dir=args.results_dir, workers=args.workers)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from search_space import validate as v
+
 from ..errors import UsageError
+from .flags import flag, input_flags
+from .screen import load_space
 
 DEFAULT_CHEAP = ("grad_norm", "snip", "synflow", "naswot", "epochs:1")
 
@@ -46,7 +50,6 @@ def register(subparsers) -> None:
 
 
 def _budget(items: list[str]):
-    import yaml
 
     from evaluation.proxy import Budget
 
@@ -54,8 +57,8 @@ def _budget(items: list[str]):
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--proxy {item!r}: must be FIELD=VALUE, e.g. batch_size=16")
-        fields[key.strip()] = yaml.safe_load(value)
+            raise UsageError(f"--proxy {v.quote(item)}: must be FIELD=VALUE, e.g. batch_size=16")
+        fields[key.strip()] = v.load_yaml(value, f"--proxy {v.quote(item)}", error=UsageError)
     try:
         return Budget.from_dict(fields, path="--proxy")
     except ValueError as exc:
@@ -66,7 +69,7 @@ def _dataset(args: argparse.Namespace):
     from evaluation.datasets import synthetic
 
     if args.dataset != "synthetic":
-        raise UsageError(f"--dataset {args.dataset!r}: allowed: synthetic")
+        raise UsageError(f"--dataset {v.quote(args.dataset)}: allowed: synthetic")
     try:
         return synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, frames=args.frames,
                          resolution=args.resolution, seed=args.seed)
@@ -78,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from evaluation.fidelity import parse_proxy, rank_fidelity
-    from search_space.space import SearchSpace
 
-    if args.n < 2:
-        raise UsageError(f"--n: {args.n}, must be >= 2")
+    flag(args.n, "--n", 2, 10_000)
+    flag(args.classes, "--classes", 2, 1000)
+    flag(args.clips_per_class, "--clips-per-class", 2, 100_000)
+    flag(args.seed, "--seed", 0)
+    input_flags(args)
     cheap = tuple(args.cheap) if args.cheap else DEFAULT_CHEAP
     try:
         for i, c in enumerate(cheap):
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     budget = _budget(args.proxy)
-    space = SearchSpace.from_yaml(args.space)
+    space = load_space(args.space)
     dataset = _dataset(args)
     out = Path(args.out)
     with tqdm(total=args.n, desc="architectures", unit="arch") as bar:

@@ -18,7 +18,7 @@ from search_space import validate as v
 from search_space.space_schema import BUILTIN_SPACES
 
 from ..errors import UsageError
-from .cost import flag, input_flags
+from .flags import flag, input_flags
 
 MAX_SAMPLES = 10_000_000
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
