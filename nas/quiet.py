@@ -28,6 +28,9 @@ NOISE = (
     b"Unable to register cuBLAS factory",
     b"computation placer already registered",
     b"TF-TRT Warning",
+    b"Created TensorFlow Lite XNNPACK delegate",  # LiteRT / tf.lite, once per interpreter
+    b"WARNING:absl:Importing a function",  # tf.saved_model.load of functions saved without gradients
+    b"WARNING:absl:Fingerprint not found",
 )
 # a line that may still turn out to be noise once the rest of it arrives
 _MAYBE = re.compile(rb"^(?:[IWE]\d{0,4}(?: .*)?|W(?:A(?:R(?:N(?:I(?:N(?:G(?::.*)?)?)?)?)?)?)?|T(?:o(?: .*)?)?)$", re.S)

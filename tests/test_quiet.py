@@ -21,6 +21,8 @@ SCRIPT = textwrap.dedent(
         os.write(2, b"progress 1/2\\r")          # a progress bar redraws without a newline
         os.write(2, b"E0000 00:00:1.5  16 cuda_platform.cc:52] failed ")   # noise split over writes
         os.write(2, b"call to cuInit: UNKNOWN ERROR (303)\\n")
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
+        os.write(2, b"WARNING:absl:Importing a function (__inference_serve_42) with ops with unsaved custom gradients.\\n")
         print("movinas demo: error: a real message", file=sys.stderr)
         os.write(2, b"I am not noise\\n")
     print("after", file=sys.stderr)
