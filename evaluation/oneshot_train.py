@@ -98,7 +98,9 @@ def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, 
     apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, weights)), autograph=False)
     seen, t0, losses, sizes = 0, time.perf_counter(), [], []
     largest_masks = net.masks(net.largest)
+    times = []
     for step in range(start, config.steps):
+        t_step = time.perf_counter()
         subnets = sandwich(net, config, seed, step)
         masks = [net.masks(s) for s in subnets] if largest_masks is not None else [None] * len(subnets)
         graph = [i for i, m in enumerate(masks) if m is not None]
@@ -130,6 +132,7 @@ def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, 
         if not all(np.isfinite(losses)):
             raise FloatingPointError(f"supernet step {step}: loss {losses}, not finite; lower "
                                      "supernet.learning_rate")
+        times.append(time.perf_counter() - t_step)
         sizes = [params_of(s) for s in subnets]
         seen += 1
         bar.set_postfix_str(" ".join(f"{s / 1e3:.0f}k:{v:.3f}" for s, v in zip(sizes, losses)))
@@ -144,6 +147,7 @@ def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, 
         save_checkpoint(checkpoint, net, optimizer, start, meta)
     return {"steps_run": seen, "step": max(start, config.steps), "seconds": seconds,
             "seconds_per_step": seconds / seen if seen else None, "losses": losses, "sizes": sizes,
+            "step_seconds": times,
             "replicas": replicas, "net": net}
 
 
