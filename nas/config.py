@@ -314,9 +314,15 @@ SPEC_SIZED = ("frames", "resolution")  # dataset fields that may say `spec`: eac
 
 
 def _dataset(value: Any) -> dict:
-    value = _mapping(value, "dataset")
-    if "kind" not in value:
-        raise UsageError("dataset.kind: missing, must be one of synthetic, graded, video_folder")
+    """The kind and field names are checked here (a cost-only search never loads its dataset); the
+    values when the dataset is loaded (`evaluation.datasets.load_dataset`)."""
+    import inspect
+
+    from evaluation.datasets.config import DATASET_KINDS  # numpy only at import
+
+    value = v.mapping(_mapping(value, "dataset"), "dataset", required=("kind",), error=UsageError)
+    kind = v.choice(value.get("kind"), "dataset.kind", DATASET_KINDS, error=UsageError)
+    v.mapping(value, "dataset", ("kind", *inspect.signature(DATASET_KINDS[kind]).parameters), error=UsageError)
     for key in SPEC_SIZED:
         x = value.get(key)
         if isinstance(x, str) and x != "spec":
