@@ -1,7 +1,7 @@
 """Int8 TFLite against float TFLite, side by side in one run.
 
-- speed: MoViNet-A0 stream at 172×172 (random weights: speed does not depend on them), exported by
-  `export_model` as `tflite` and `tflite-int8` (calibrated on synthetic clips at 172 px); ms per
+- speed: MoViNet-A0 stream at 172×172 (random weights: speed does not depend on them), converted as
+  `export_model` converts its stream files, float and int8 (calibrated on synthetic clips at 172 px); ms per
   frame of one stream step, the two files interleaved call by call, median over `--frames` calls after
   warm-up, with 1 thread and with every core; prints int8 / float.
 - accuracy: the best architecture of the committed demo run (results/reference) trained as the demo
@@ -52,28 +52,36 @@ def stream_ms(paths: dict, frames: int, threads: int | None) -> dict[str, float]
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def speed(frames: int) -> None:
+def speed(frames: int, calibration: int) -> None:
+    import tensorflow as tf
+
     from evaluation.datasets import synthetic
-    from evaluation.export import export_model
+    from evaluation.export import _image_spec, _state_tensor_specs, save_tflite
+    from evaluation.quantize import check_clips, stream_samples
     from search_space import movinet
     from search_space.builder import build_model
+    from search_space.stream import init_states
 
+    # the stream files as export_model writes them (same functions), without its base-model files
     spec = movinet("a0", stream=True)
-    model = build_model(spec, 600)
+    model = build_model(spec, 600, mode="stream", resolution=RESOLUTION)
     clips = synthetic(num_classes=4, clips_per_class=2, frames=16, resolution=RESOLUTION).train.x
+    clips = check_clips(clips[: max(1, calibration // 16)], RESOLUTION)
+    inputs = {"image": _image_spec(1, 1, RESOLUTION), **_state_tensor_specs(spec, RESOLUTION, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        paths = export_model(spec, model, tmp, formats=("tflite", "tflite-int8"), stream=True,
-                             representative=clips, resolution=RESOLUTION)
-        print(f"export (base and stream, float and int8): {time.perf_counter() - start:.0f} s")
-        files = {"float": paths["stream_tflite"], "int8": paths["stream_tflite-int8"]}
+        files = {"float": save_tflite(model, inputs, Path(tmp) / "stream.tflite"),
+                 "int8": save_tflite(model, inputs, Path(tmp) / "stream_int8.tflite",
+                                     representative=stream_samples(model, init_states(spec, 1, RESOLUTION), clips))}
+        print(f"conversion (float, int8 calibrated on {clips.shape[0] * clips.shape[1]} frames): "
+              f"{time.perf_counter() - start:.0f} s; TensorFlow {tf.__version__}")
         sizes = {k: Path(p).stat().st_size / 1e6 for k, p in files.items()}
         print(f"A0-stream {RESOLUTION}x{RESOLUTION}, one frame a call; file MB: float {sizes['float']:.1f}, "
               f"int8 {sizes['int8']:.1f}")
         print(f"{'threads':>8} {'float ms':>9} {'int8 ms':>8} {'int8/float':>10}")
         for threads in (1, os.cpu_count()):
             ms = stream_ms(files, frames, threads)
-            print(f"{threads:>8} {ms['float']:>9.2f} {ms['int8']:>8.2f} {ms['int8'] / ms['float']:>10.2f}")
+            print(f"{threads:>8} {ms['float']:>9.2f} {ms['int8']:>8.2f} {ms['int8'] / ms['float']:>10.2f}", flush=True)
 
 
 def accuracy() -> None:
@@ -115,10 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", nargs="+", choices=("speed", "accuracy"), default=["speed", "accuracy"])
     parser.add_argument("--frames", type=int, default=200, help="timed stream steps per file (default 200)")
+    parser.add_argument("--calibration", type=int, default=64, help="calibration frames of the speed part (64)")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "speed" in args.part:
-        speed(args.frames)
+        speed(args.frames, args.calibration)
     if "accuracy" in args.part:
         accuracy()
 
