@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from . import validate as v
+from . import validate
 from .space_schema import (
     BUILTIN_SPACES,
     OPTION_DEFAULTS,
@@ -63,9 +63,9 @@ class SearchSpace:
     def from_yaml(cls, source: str | Path = "paper") -> SearchSpace:
         """A built-in space name (`paper`, `small`), a YAML file path, or YAML text."""
         text, where = read_source(source)
-        data = v.load_yaml(text, where, error=SpecError)
+        data = validate.load_yaml(text, where, error=SpecError)
         if isinstance(data, str) and "\n" not in text.strip():
-            raise SpecError(f"search space {v.quote(text.strip())}: not a built-in space "
+            raise SpecError(f"search space {validate.quote(text.strip())}: not a built-in space "
                             f"({', '.join(BUILTIN_SPACES)}), a YAML file or YAML text")
         try:
             return cls.from_dict(data)
@@ -196,6 +196,8 @@ class SearchSpace:
         """Parameters of the point of this space closest to `spec` (e.g. a preset, to seed a study
         with `study.enqueue_trial`): nearest frames, resolution, filters, depth (clipped), kernel
         and expansion width, compared on a log scale; options kept when offered."""
+        if not isinstance(spec, ArchSpec):
+            raise SpecError(f"nearest: {validate.quote(spec)}, must be an ArchSpec")
         v: dict[str, Any] = {k: _closest(self._axes[k], getattr(spec, k)) for k in ("frames", "resolution")}
         for k in OPTIONS:
             value = getattr(spec, k)
@@ -256,7 +258,7 @@ def _picker(source: Any):
         return source.randrange
     if hasattr(source, "integers"):  # numpy.random.Generator
         return lambda n: int(source.integers(n))
-    raise SpecError(f"sample: {v.quote(source)}, must be an Optuna trial, a numpy Generator, "
+    raise SpecError(f"sample: {validate.quote(source)}, must be an Optuna trial, a numpy Generator, "
                     "a random.Random or an int seed")
 
 

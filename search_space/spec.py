@@ -173,6 +173,9 @@ def _float(value: Any, path: str, lo: float, hi: float, lo_open: bool = False, h
 
 def validate(spec: ArchSpec) -> None:
     """Raise `SpecError` naming the first bad field of `spec`."""
+    for name, cls in (("stem", Stem), ("head", Head)):
+        if not isinstance(getattr(spec, name), cls):
+            raise SpecError(f"{name}: {v.quote(getattr(spec, name))}, must be a {cls.__name__}")
     _int(spec.stem.filters, "stem.filters")
     _triple(spec.stem.kernel, "stem.kernel", "size")
     _triple(spec.stem.strides, "stem.strides", "stride")

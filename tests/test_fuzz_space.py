@@ -110,3 +110,17 @@ def test_raw_bad_space_files_give_one_spec_error_line(tmp_path, name):
     with pytest.raises(SpecError) as err:
         SearchSpace.from_yaml(path)
     check_message(err.value)
+
+
+@pytest.mark.parametrize("params", [{"s1_b1_kernel": "9x9x9"}, {"frames": math.nan}, {"width_mult": "1"},
+                                    {"s1_depth": True}, {}])
+def test_decode_refuses_params_outside_the_space(params):
+    space = SearchSpace.from_yaml("paper")
+    with pytest.raises(SpecError, match=r"^params\."):
+        space.decode(params)
+
+
+@pytest.mark.parametrize("spec", ["a0", None, {"stem": {}}, 3])
+def test_nearest_refuses_what_is_not_a_spec(spec):
+    with pytest.raises(SpecError, match="^nearest: "):
+        SearchSpace.from_yaml("small").nearest(spec)

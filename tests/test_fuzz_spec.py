@@ -112,3 +112,13 @@ def test_a_quoted_huge_value_is_cut_short():
     with pytest.raises(SpecError) as err:
         ArchSpec.from_dict({**GOOD, "conv_type": "x" * 100_000})
     assert len(str(err.value)) < 300 and "..." in str(err.value)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(part=st.sampled_from(["stem", "head", "stages"]), value=BAD_SCALARS)
+def test_constructing_a_spec_from_wrong_objects_is_one_spec_error(part, value):
+    spec = movinet("a0")
+    with pytest.raises(SpecError) as err:
+        spec.replace(**{part: value})
+    check_message(err.value)
+    assert str(err.value).startswith(part)

@@ -72,7 +72,7 @@ def test_from_yaml_reads_a_file_and_text(tmp_path):
 
 
 def test_unknown_space_name_and_missing_file_name_the_allowed_values():
-    with pytest.raises(SpecError, match=r"'papr': not a built-in space \(paper, small\)"):
+    with pytest.raises(SpecError, match=r"'papr': not a built-in space \(paper, small"):
         SearchSpace.from_yaml("papr")
     with pytest.raises(SpecError, match="nope.yaml: no such file"):
         SearchSpace.from_yaml("nope.yaml")
