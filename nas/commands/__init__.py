@@ -3,7 +3,7 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-from . import bench, cost, demo, export, fidelity, predict, report, screen, search, videos
+from . import bench, cost, demo, export, fidelity, predict, report, screen, search, supernet, videos
 
 ALL: list = [
     demo.register,
@@ -15,5 +15,6 @@ ALL: list = [
     export.register,
     fidelity.register,
     bench.register,
+    supernet.register,
     videos.register,
 ]
