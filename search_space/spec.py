@@ -153,22 +153,46 @@ MAX_RESOLUTION = 4096
 
 
 def _int(value: Any, path: str, hi: int = MAX_CHANNELS) -> None:
-    v.integer(value, path, 1, hi, error=SpecError)
+    if type(value) is not int or not 0 < value <= hi:  # fast path: specs are validated in hot loops
+        v.integer(value, path, 1, hi, error=SpecError)
+
+
+def _triple_ok(t: Any) -> bool:
+    if type(t) is not tuple or len(t) != 3:
+        return False
+    a, b, c = t
+    return (type(a) is int and type(b) is int and type(c) is int
+            and 0 < a <= MAX_KERNEL and 0 < b <= MAX_KERNEL and 0 < c <= MAX_KERNEL)
 
 
 def _triple(value: Any, path: str, what: str) -> None:
+    if _triple_ok(value):
+        return
     if not (isinstance(value, tuple) and len(value) == 3):
         raise SpecError(f"{path}: {v.quote(value)}, must be 3 integers (t, h, w)")
     for axis, x in zip(("temporal", "height", "width"), value):
         v.integer(x, f"{path}: {axis} {what}", 1, MAX_KERNEL, error=SpecError)
 
 
+def _block(block: Any, path: str) -> None:
+    """The slow path of a block that failed the fast check: raise naming its bad field."""
+    if not isinstance(block, Block):
+        raise SpecError(f"{path}: {v.quote(block)}, must be a Block")
+    _int(block.expand, f"{path}.expand")
+    _triple(block.kernel, f"{path}.kernel", "size")
+    _triple(block.strides, f"{path}.strides", "stride")
+
+
 def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> None:
-    v.choice(value, path, allowed, error=SpecError)
+    if type(value) is not str or value not in allowed:
+        v.choice(value, path, allowed, error=SpecError)
 
 
 def _float(value: Any, path: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> None:
-    v.number(value, path, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SpecError)
+    kind = type(value)
+    if not ((kind is float or kind is int) and (value > lo if lo_open else value >= lo)
+            and (value < hi if hi_open else value <= hi)):  # NaN fails every comparison
+        v.number(value, path, lo, hi, lo_open=lo_open, hi_open=hi_open, error=SpecError)
 
 
 def validate(spec: ArchSpec) -> None:
@@ -179,7 +203,8 @@ def validate(spec: ArchSpec) -> None:
     _int(spec.stem.filters, "stem.filters")
     _triple(spec.stem.kernel, "stem.kernel", "size")
     _triple(spec.stem.strides, "stem.strides", "stride")
-    v.boolean(spec.causal, "causal", error=SpecError)
+    if type(spec.causal) is not bool:
+        v.boolean(spec.causal, "causal", error=SpecError)
     if spec.causal and (spec.stem.kernel[0] != 1 or spec.stem.strides[0] != 1):
         raise SpecError(f"stem: temporal kernel {spec.stem.kernel[0]} and stride {spec.stem.strides[0]}, "
                         "must both be 1 when causal")
@@ -187,6 +212,7 @@ def validate(spec: ArchSpec) -> None:
         raise SpecError(f"stages: {v.quote(spec.stages)}, must be a list of stages")
     if not spec.stages:
         raise SpecError("stages: empty, must hold at least one stage")
+    causal = spec.causal
     for i, stage in enumerate(spec.stages):
         if not isinstance(stage, Stage):
             raise SpecError(f"stages[{i}]: {v.quote(stage)}, must be a Stage")
@@ -196,14 +222,12 @@ def validate(spec: ArchSpec) -> None:
         if not stage.blocks:
             raise SpecError(f"stages[{i}].blocks: empty stage, must hold at least one block")
         for j, block in enumerate(stage.blocks):
-            p = f"stages[{i}].blocks[{j}]"
-            if not isinstance(block, Block):
-                raise SpecError(f"{p}: {v.quote(block)}, must be a Block")
-            _int(block.expand, f"{p}.expand")
-            _triple(block.kernel, f"{p}.kernel", "size")
-            _triple(block.strides, f"{p}.strides", "stride")
-            if spec.causal and block.strides[0] != 1:
-                raise SpecError(f"{p}.strides: temporal stride {block.strides[0]}, must be 1 when causal")
+            if not (type(block) is Block and type(block.expand) is int and 0 < block.expand <= MAX_CHANNELS
+                    and _triple_ok(block.kernel) and _triple_ok(block.strides)):
+                _block(block, f"stages[{i}].blocks[{j}]")
+            if causal and block.strides[0] != 1:
+                raise SpecError(f"stages[{i}].blocks[{j}].strides: temporal stride {block.strides[0]}, "
+                                "must be 1 when causal")
     _int(spec.head.filters, "head.filters")
     _int(spec.head.hidden, "head.hidden")
     _choice(spec.conv_type, "conv_type", CONV_TYPES)
@@ -211,7 +235,8 @@ def validate(spec: ArchSpec) -> None:
     _choice(spec.activation, "activation", ACTIVATIONS)
     _choice(spec.classifier_activation, "classifier_activation", ACTIVATIONS)
     _choice(spec.gating_activation, "gating_activation", GATINGS)
-    v.boolean(spec.positional_encoding, "positional_encoding", error=SpecError)
+    if type(spec.positional_encoding) is not bool:
+        v.boolean(spec.positional_encoding, "positional_encoding", error=SpecError)
     if spec.positional_encoding and not spec.causal:
         raise SpecError("positional_encoding: true needs causal: true")
     if spec.positional_encoding and spec.se_type == "none":
@@ -221,9 +246,10 @@ def validate(spec: ArchSpec) -> None:
     _float(spec.bn_epsilon, "bn_epsilon", 0.0, 1.0, lo_open=True)
     _float(spec.dropout, "dropout", 0.0, 1.0, hi_open=True)
     _float(spec.stochastic_depth, "stochastic_depth", 0.0, 1.0, hi_open=True)
-    v.integer(spec.frames, "frames", 1, MAX_FRAMES, error=SpecError)
-    v.integer(spec.resolution, "resolution", 1, MAX_RESOLUTION, error=SpecError)
-    v.string(spec.name, "name", error=SpecError)
+    _int(spec.frames, "frames", MAX_FRAMES)
+    _int(spec.resolution, "resolution", MAX_RESOLUTION)
+    if type(spec.name) is not str or len(spec.name) > 200:
+        v.string(spec.name, "name", error=SpecError)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +266,13 @@ def _to_plain(value: Any) -> Any:
 
 def _mapping(data: Any, path: str, cls: type) -> dict[str, Any]:
     """Check `data` is a mapping whose keys are fields of `cls`; name a misspelled or missing one."""
-    names, required = v.dataclass_fields(cls)
+    names, required = _FIELDS[cls]
     if not isinstance(data, dict):
         raise SpecError(f"{path or 'spec'}: {v.quote(data)}, must be a mapping")
     return v.mapping(data, path, names, required, error=SpecError)
+
+
+_FIELDS = {cls: v.dataclass_fields(cls) for cls in (ArchSpec, Stem, Stage, Block, Head)}
 
 
 def _triple_of(value: Any, path: str) -> Any:
@@ -251,7 +280,6 @@ def _triple_of(value: Any, path: str) -> Any:
 
 
 def _arch_from_dict(data: Any) -> ArchSpec:
-    v.check_size(data, "spec", error=SpecError)
     top = dict(_mapping(data, "", ArchSpec))
     stem = dict(_mapping(top["stem"], "stem", Stem))
     for k in ("kernel", "strides"):
