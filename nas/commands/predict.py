@@ -7,9 +7,12 @@ import argparse
 import re
 import sys
 import textwrap
-from pathlib import Path
+
+from search_space import validate as v
 
 from ..errors import UsageError
+
+MAX_FRAME_SIDE = 8192  # pixels of a raw stdin frame's side
 
 OUTPUT_HELP = """output (stdout, one line each):
   running top-1 (--stream --every N):  frame N: LABEL  PROBABILITY
@@ -71,18 +74,21 @@ def parse_video(text: str, size: str | None):
     if text == "-":
         if not size:
             raise UsageError("VIDEO -: raw stdin frames need --size WxH (e.g. --size 320x240)")
-        match = re.fullmatch(r"(\d+)x(\d+)", size)
-        if not match or 0 in (int(match[1]), int(match[2])):
-            raise UsageError(f"--size: {size!r}, expected WIDTHxHEIGHT such as 320x240")
+        match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", size)
+        if not match or not all(1 <= int(x) <= MAX_FRAME_SIDE for x in match.groups()):
+            raise UsageError(f"--size: {v.quote(size)}, expected WIDTHxHEIGHT such as 320x240, "
+                             f"each in [1, {MAX_FRAME_SIDE}]")
         from evaluation.predict import raw_frames
 
         return raw_frames(sys.stdin.buffer, int(match[1]), int(match[2]))
     if size:
         raise UsageError("--size: only for VIDEO - (raw frames on stdin)")
-    if text.isdigit() and not Path(text).exists():
+    if text.isdigit() and len(text) < 4 and not v.is_file(text):
         return int(text)
-    if not Path(text).exists():  # before the (slow) model load
-        raise FileNotFoundError(f"video {text}: no such file")
+    if v.is_dir(text):
+        raise UsageError(f"video {v.one_line(text, 200)}: a directory, must be a video file")
+    if not v.is_file(text):  # before the (slow) model load
+        raise UsageError(f"video {v.one_line(text, 200)}: no such file")
     return text
 
 
@@ -91,12 +97,15 @@ def format_line(rank: int, label: str, prob: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag, value in (("--top-k", args.top_k), ("--frames", args.frames), ("--every", args.every),
-                        ("--resolution", args.resolution)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag}: {value}, must be >= 1")
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError(f"--fps: {args.fps}, must be > 0")
+    from search_space.spec import MAX_FRAMES
+
+    from .flags import flag, input_flags
+
+    input_flags(args)  # absurd sizes are refused before any video is decoded
+    flag(args.top_k, "--top-k")
+    flag(args.every, "--every", 1, MAX_FRAMES)
+    if args.fps is not None:
+        v.number(args.fps, "--fps", 0, 1000, lo_open=True, error=UsageError)
     if args.every and not args.stream:
         raise UsageError("--every: only with --stream")
     video = parse_video(args.video, args.size)
