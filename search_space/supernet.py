@@ -279,28 +279,10 @@ class Supernet:
         return logits, [v for w, v in zip(model.non_trainable_variables, new) if "seed_generator" not in w.path]
 
     def write_envelope_statistics(self, new_values: list) -> None:
+        """Store the BN moving statistics a masked training pass returned (the largest's)."""
         model = self.envelope_model
         for w, value in zip([w for w in model.non_trainable_variables if "seed_generator" not in w.path], new_values):
             w.assign(value)
-
-    def write_statistics(self, spec: ArchSpec, new_values: list, stochastic_depth: float | None = None) -> None:
-        """Store a sub-network's BN moving statistics (as `forward` returns them) into the leading
-        slices they came from."""
-        import tensorflow as tf
-
-        model = self.model(spec, stochastic_depth)
-        layers = _layer_map(self.envelope, spec)
-        targets = [w for w in model.non_trainable_variables if "seed_generator" not in w.path]
-        for w, value in zip(targets, new_values):
-            v = self.variables[self.source(w.path, layers)]
-            n = int(w.shape[0])
-            v.assign(tf.concat([tf.cast(value, v.dtype), tf.convert_to_tensor(v)[n:]], 0) if n < v.shape[0]
-                     else tf.cast(value, v.dtype))
-
-    def describe(self) -> str:
-        n = sum(math.prod(v.shape) for v in self.variables.values())
-        return (f"supernet of space {self.space.name!r}: {n:,} shared weights, largest sub-network "
-                f"{self.largest.num_layers} layers, smallest {self.smallest.num_layers}")
 
 
 def extract(supernet: Supernet, spec: ArchSpec, mode: str = "base", stochastic_depth: float | None = None,
