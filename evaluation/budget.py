@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from search_space import validate
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -89,21 +91,11 @@ def check_budget(v: dict[str, Any], path: str) -> None:
         raise ValueError(f"{path}.{name}: {v[name]!r}, must be {allowed}{' or null' if optional else ''}")
 
     def integer(name: str, lo: int, optional: bool = False) -> None:
-        x = v[name]
-        if not (x is None and optional) and (isinstance(x, bool) or not isinstance(x, int) or x < lo):
-            fail(name, "a positive integer" if lo == 1 else f"an integer >= {lo}", optional)
+        validate.integer(v[name], f"{path}.{name}", lo, optional=optional)
 
     def number(name: str, lo: float, hi: float | None = None, optional: bool = False, open_lo: bool = False,
                open_hi: bool = False) -> None:
-        x = v[name]
-        if x is None and optional:
-            return
-        ok = not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
-        ok = ok and (x > lo if open_lo else x >= lo) and (hi is None or (x < hi if open_hi else x <= hi))
-        if not ok:
-            low = f"({lo}" if open_lo else f"[{lo}"
-            high = "inf)" if hi is None else (f"{hi})" if open_hi else f"{hi}]")
-            fail(name, f"a number in {low}, {high}", optional)
+        validate.number(v[name], f"{path}.{name}", lo, hi, lo_open=open_lo, hi_open=open_hi, optional=optional)
 
     def flag(name: str, optional: bool = False) -> None:
         if not (isinstance(v[name], bool) or (optional and v[name] is None)):

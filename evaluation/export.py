@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from search_space import validate
-from search_space.spec import ArchSpec
+from search_space.spec import NUM_CLASSES, ArchSpec
 from search_space.stream import state_specs
 
 FORMATS = ("yaml", "keras", "savedmodel", "tflite")
@@ -374,7 +374,7 @@ def _num_classes(model_or_weights: Any, labels, num_classes: int | None) -> int:
         shape = shape.get("logits")
     if shape and isinstance(shape[-1], int):
         return shape[-1]
-    return len(labels) if labels is not None else 600
+    return len(labels) if labels is not None else NUM_CLASSES
 
 
 def _set_weights(model, source: Any) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search_space.spec import NUM_CLASSES
 from search_space.stream import StateSpec, model_state_specs, zero_states
 
 from .export import FILES, float32_policy, load_tflite, read_manifest
@@ -200,7 +201,7 @@ def _load_spec_yaml(path: Path, stream: bool) -> InferenceModel:
                          f"({path.stem}.weights.h5 or {FILES['weights']}), found neither")
     labels_path = path.parent / FILES["labels"]
     labels = read_labels(labels_path) if labels_path.is_file() else None
-    num_classes = len(labels) if labels else 600
+    num_classes = len(labels) if labels else NUM_CLASSES
     keras_model = _build_with_weights(spec, weights, num_classes)
     model = _from_keras(str(path), keras_model)
     model.labels, model.resolution, model.causal = labels, spec.resolution, spec.causal

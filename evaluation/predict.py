@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from search_space import validate
+
 from .ensemble import StreamEnsemble, ensemble_logits
 from .inference import (
     DEFAULT_RESOLUTION,
@@ -66,8 +68,7 @@ def predict_video(
     `resolution` overrides the model's input size.
     """
     _check_positive(top_k=top_k, frames=frames, every=every, resolution=resolution)
-    if fps is not None and not fps > 0:
-        raise ValueError(f"fps: {fps}, must be > 0")
+    validate.number(fps, "fps", 0, lo_open=True, optional=True)
     models = [as_inference_model(m, stream) for m in (model, ensemble) if m is not None]
     first = models[0]
     for m in models[1:]:
@@ -223,5 +224,4 @@ def _label_names(model: InferenceModel, labels) -> list[str]:
 
 def _check_positive(**values: int | None) -> None:
     for name, value in values.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name}: {value!r}, must be an integer >= 1")
+        validate.integer(value, name, optional=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import keras
 
+from . import validate
 from .layers import IMPLEMENTATIONS, Act, FrameConv3D, LayerScale, SkipPool
 from .plan import LayerPlan, walk
 from .pooling import HeadPool, SqueezeExcite
-from .spec import ArchSpec
+from .spec import NUM_CLASSES, ArchSpec
 from .stream import check_states, init_states, state_specs, stream_step
 
 MODES = ("base", "stream")
@@ -24,7 +25,7 @@ __all__ = ["MODES", "build_model", "check_states", "init_states", "stream_step"]
 
 def build_model(
     spec: ArchSpec,
-    num_classes: int = 600,
+    num_classes: int = NUM_CLASSES,
     mode: str = "base",
     *,
     frames: int | None = None,
@@ -64,11 +65,7 @@ def _check_args(spec, num_classes, mode, frames, resolution, batch_size, depthwi
         raise ValueError(f"depthwise: {depthwise!r}, must be one of {', '.join(IMPLEMENTATIONS)}")
     for name, value, optional in (("num_classes", num_classes, False), ("frames", frames, True),
                                   ("resolution", resolution, True), ("batch_size", batch_size, True)):
-        if value is None and optional:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            allowed = "an integer >= 1" + (" or None" if optional else "")
-            raise ValueError(f"{name}: {value!r}, must be {allowed}")
+        validate.integer(value, name, 1, optional=optional)
     if mode == "stream":
         if not spec.causal:
             raise ValueError(f"mode 'stream' needs a causal spec; {spec.name!r} has causal: false")

@@ -22,8 +22,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import validate
 from .plan import walk
-from .spec import ArchSpec
+from .spec import NUM_CLASSES, ArchSpec
 
 
 class StateSpec(NamedTuple):
@@ -55,8 +56,7 @@ def model_state_specs(model: Any) -> dict[str, StateSpec]:
 
 def zero_states(specs: dict[str, StateSpec], batch_size: int = 1) -> dict[str, np.ndarray]:
     """Zero arrays [batch_size, *shape] for `specs` (ValueError when a shape is not fully known)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: {batch_size!r}, must be an integer >= 1")
+    validate.integer(batch_size, "batch_size")
     states = {}
     for name, s in specs.items():
         if any(d is None for d in s.shape):
@@ -67,7 +67,7 @@ def zero_states(specs: dict[str, StateSpec], batch_size: int = 1) -> dict[str, n
 
 
 def init_states(
-    spec: ArchSpec, batch_size: int = 1, resolution: int | None = None, num_classes: int = 600
+    spec: ArchSpec, batch_size: int = 1, resolution: int | None = None, num_classes: int = NUM_CLASSES
 ) -> dict[str, np.ndarray]:
     """Zero states for a stream model of `spec` at `resolution` (the spec's own by default).
 

@@ -51,7 +51,7 @@ def test_noise_and_distractors_change_the_clips_but_not_the_labels():
 @pytest.mark.parametrize("num_classes", [1, len(SYNTHETIC_CLASSES) + 1])
 def test_num_classes_out_of_range_names_the_range(num_classes):
     with pytest.raises(
-        ValueError, match=rf"num_classes: {num_classes}, must be in \[2, {len(SYNTHETIC_CLASSES)}\]"
+        ValueError, match=rf"num_classes: {num_classes}, must be an integer in \[2, {len(SYNTHETIC_CLASSES)}\]"
     ):
         synthetic(num_classes=num_classes)
 
@@ -63,7 +63,7 @@ def test_bad_arguments_are_named():
         synthetic(noise=-0.1)
     with pytest.raises(ValueError, match="val_fraction"):
         synthetic(val_fraction=1.0)
-    with pytest.raises(ValueError, match="frames: 8.0 is not an integer"):
+    with pytest.raises(ValueError, match="frames: 8.0, must be an integer"):
         synthetic(frames=8.0)
 
 
@@ -198,7 +198,7 @@ def test_load_dataset_names_a_misspelled_field_and_the_allowed_ones():
 
 
 def test_load_dataset_names_the_path_of_a_bad_value_and_kind():
-    with pytest.raises(ValueError, match=r"^search\.data\.num_classes: 40, must be in \[2, 11\]"):
+    with pytest.raises(ValueError, match=r"^search\.data\.num_classes: 40, must be an integer in \[2, 11\]"):
         load_dataset({"kind": "synthetic", "num_classes": 40}, where="search.data")
     with pytest.raises(ValueError, match=r"^dataset\.kind: 'kinetics', allowed: synthetic, graded, video_folder"):
         load_dataset({"kind": "kinetics"})

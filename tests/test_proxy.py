@@ -47,10 +47,10 @@ def test_budget_from_dict_reads_fields_and_names_unknown_ones_with_the_allowed()
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("epochs", 0, r"search\.proxy\.epochs: 0, must be a positive integer or null"),
+    ("epochs", 0, r"search\.proxy\.epochs: 0, must be an integer >= 1 or null"),
     ("steps", 2.5, r"search\.proxy\.steps: 2\.5"),
     ("seconds", -1, r"search\.proxy\.seconds: -1"),
-    ("batch_size", None, r"search\.proxy\.batch_size: None, must be a positive integer"),
+    ("batch_size", None, r"search\.proxy\.batch_size: None, must be an integer >= 1"),
     ("learning_rate", 0, r"search\.proxy\.learning_rate: 0"),
     ("warmup_fraction", 1, r"search\.proxy\.warmup_fraction: 1, must be a number in \[0, 1\)"),
     ("label_smoothing", 2, r"search\.proxy\.label_smoothing: 2"),

@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from search_space import validate
+
 
 class DatasetWarning(UserWarning):
     """A video file or class folder was skipped. One warning per file, naming it; silence with
@@ -54,25 +56,16 @@ class VideoDataset:
 
 def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     """`value` as an int in [lo, hi]; ValueError naming `name` and the allowed range otherwise."""
-    allowed = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name}: {value!r} is not an integer, must be {allowed}")
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"{name}: {value}, must be {'in ' if hi is not None else ''}{allowed}")
-    return int(value)
+    return int(validate.integer(int(value) if isinstance(value, np.integer) else value, name, lo, hi))
 
 
 def check_float(
     name: str, value, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> float:
     """`value` as a float within the given interval; ValueError naming `name` otherwise."""
-    allowed = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name}: {value!r} is not a number, must be in {allowed}")
-    v = float(value)
-    if not (v > lo if lo_open else v >= lo) or not (v < hi if hi_open else v <= hi):
-        raise ValueError(f"{name}: {value}, must be in {allowed}")
-    return v
+    if isinstance(value, np.integer | np.floating):
+        value = value.item()
+    return float(validate.number(value, name, lo, hi, lo_open=lo_open, hi_open=hi_open))
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
