@@ -97,8 +97,8 @@ def main_(argv=None) -> None:
     print(f"{'trials':>7} {'Optuna get_trials s':>20} {'load_results s':>15} {'ratio':>6} {'rows':>6} {'cols':>5}")
     for size in (int(s) for s in args.sizes.split(",")):
         folder = make_study(root, size, args.seed_trials)
-        opened = load_study(folder)
-        optuna_s = best(lambda o=opened: o.study.get_trials(deepcopy=False), args.repeat)
+        # a fresh study each time: Optuna caches finished trials in the process that read them
+        optuna_s = best(lambda f=folder: load_study(f).study.get_trials(deepcopy=False), args.repeat)
         df = load_results(folder)
         ours = best(lambda f=folder: load_results(f), args.repeat)
         print(f"{size:7d} {optuna_s:20.2f} {ours:15.2f} {optuna_s / ours:6.1f} {len(df):6d} {df.shape[1]:5d}",

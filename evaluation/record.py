@@ -12,6 +12,7 @@ layout"); `SCHEMA_VERSION` is stored with every trial (`schema`) and raised when
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -174,17 +175,25 @@ def spec_id(spec) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4096)  # blocks are frozen values drawn from a few choices: share them
+def _block(expand: int, kernel: tuple, strides: tuple):
+    from search_space.spec import Block
+
+    return Block(expand, kernel, strides)
+
+
 def _rebuild(data: dict):
     """An `ArchSpec` from the dict of one (all fields present), without validating it again."""
     import dataclasses
 
-    from search_space.spec import ArchSpec, Block, Head, Stage, Stem
+    from search_space.spec import ArchSpec, Head, Stage, Stem
 
     names = [f.name for f in dataclasses.fields(ArchSpec)]
     if sorted(data) != sorted(names):
         return ArchSpec.from_dict(data)
     top = dict(data, stem=Stem(**data["stem"]), head=Head(**data["head"]),
-               stages=tuple(Stage(s["filters"], tuple(Block(**b) for b in s["blocks"])) for s in data["stages"]))
+               stages=tuple(Stage(s["filters"], tuple(_block(b["expand"], tuple(b["kernel"]), tuple(b["strides"]))
+                                                      for b in s["blocks"])) for s in data["stages"]))
     spec = object.__new__(ArchSpec)  # skips __post_init__'s validation, done when the spec was written
     for name in names:
         object.__setattr__(spec, name, top[name])

@@ -246,13 +246,13 @@ def _records(con, study_name: str) -> list:
             out.setdefault(row[0], []).append(row[1:])
         return out
 
-    distributions: dict = {}
+    seen: dict = {}  # (distribution JSON, internal value) -> external value: the same few in every trial
 
     def external(value, text):
-        dist = distributions.get(text)
-        if dist is None:
-            dist = distributions[text] = json_to_distribution(text)
-        return dist.to_external_repr(value)
+        key = (text, value)
+        if key not in seen:
+            seen[key] = json_to_distribution(text).to_external_repr(value)
+        return seen[key]
 
     inf = {"INF_POS": math.inf, "INF_NEG": -math.inf}
     params = grouped("x.param_name, x.param_value, x.distribution_json", "trial_params")
