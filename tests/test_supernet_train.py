@@ -268,3 +268,13 @@ def test_postgresql_workers_score_on_one_read_only_checkpoint(trained, postgres_
     assert len(done) == 4 and len({t.user_attrs["worker"] for t in done}) >= 1
     assert all(0 <= t.values[0] <= 1 for t in done)
     assert (checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()) == before
+
+
+def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(trained, monkeypatch):
+    monkeypatch.chdir(trained)
+    if not (trained / "results" / "tiny" / "study.db").exists():
+        assert main(["search", "tiny.yaml"]) == 0
+    assert main(["export", "results/tiny", "--trial", "0", "--train-epochs", "1", "--format", "yaml",
+                 "--out", "finetuned"]) == 0
+    card = (trained / "finetuned" / "model_card.md").read_text()
+    assert "inherited from the study's supernet" in card and "then fine-tuned for 1 epochs" in card
