@@ -237,7 +237,9 @@ def storage_url(value: Any, path: str = "storage", optional: bool = False) -> st
 
 
 def _list(data: dict, key: str) -> list:
-    value = data.get(key) or []
+    value = data.get(key)
+    if value is None:
+        return []
     if not isinstance(value, list):
         raise UsageError(f"{key}: {v.quote(value)}, must be a list")
     return value
@@ -426,7 +428,7 @@ def _sampler_options(name: str, options: dict) -> None:
 def _early_stopping(data: dict) -> EarlyStopping:
     value = data.get("early_stopping")
     if isinstance(value, str) or value is False:
-        value = {"rule": value or "off"}
+        value = {"rule": "off" if value is False else value}
     value = _mapping(value, "early_stopping", v.dataclass_fields(EarlyStopping)[0])
     d = EarlyStopping()
     return EarlyStopping(

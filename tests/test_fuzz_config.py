@@ -89,3 +89,12 @@ def test_an_empty_config_is_every_default(tmp_path):
     path.write_bytes(b"")
     config = load_config(path)
     assert config.study == "empty" and config.space == "small" and config.trials == 20
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"constraints": ""}, "constraints: ''"), ({"constraints": 0}, "constraints: 0"),
+    ({"early_stopping": ""}, "early_stopping.rule: ''"), ({"dataset": {"kind": "synthetic", "frmes": 8}}, "dataset.frmes"),
+])
+def test_empty_or_misspelled_values_are_refused_not_read_as_defaults(tmp_path, change, message):
+    with pytest.raises(UsageError, match=message):
+        config_from_dict({**GOOD, **change}, base=tmp_path)
