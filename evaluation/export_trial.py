@@ -155,7 +155,8 @@ def model_card(row, attrs: dict, how: str, weights: Weights, paths: dict, num_cl
     metrics = [c for c in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epochs", "latency_ms",
                            "grad_norm", "snip", "synflow", "naswot") if c in row and row[c] == row[c]]
     if metrics:
-        whose = "these weights' own proxy run" if weights.source == "kept" else "proxy training, not these weights"
+        whose = {"kept": "these weights' own proxy run", "supernet": "the supernet sub-network, recalibrated: "
+                 "these weights"}.get(weights.source, "proxy training, not these weights")
         lines += ["", f"## Metrics measured during the search ({whose})", "",
                   "| metric | value |", "|---|---|"] + [f"| {c} | {format_value(c, row[c])} |" for c in metrics]
     lines += ["", "## Files", ""] + [f"- `{Path(p).name}` ({key})" for key, p in paths.items()]
@@ -166,6 +167,10 @@ def model_card(row, attrs: dict, how: str, weights: Weights, paths: dict, num_cl
 
 
 def _weights_lines(weights: Weights, number: int) -> list[str]:
+    if weights.source.startswith("supernet"):
+        from .oneshot_export import card_lines
+
+        return card_lines(weights)
     if weights.source == "random":
         return ["> **WARNING: the weights in these files are RANDOMLY INITIALIZED, not trained.** They are fit for "
                 "checking size, speed and conversion, not for predictions. Re-export with `--train-epochs E` to "

@@ -90,7 +90,14 @@ def table_proxy_kind(runner: Runner, spec, callback):
     return table_proxy(runner, spec, callback)
 
 
-PROXIES: dict[str, Callable] = {"train": train_proxy_kind, "table": table_proxy_kind}
+def supernet_proxy_kind(runner: Runner, spec, callback):
+    """`kind: supernet`: the spec as a sub-network of a trained supernet, BN recalibrated (evaluation/oneshot.py)."""
+    from evaluation.oneshot_proxy import supernet_proxy
+
+    return supernet_proxy(runner, spec, callback)
+
+
+PROXIES: dict[str, Callable] = {"train": train_proxy_kind, "table": table_proxy_kind, "supernet": supernet_proxy_kind}
 
 
 class Runner:
@@ -116,6 +123,10 @@ class Runner:
             from evaluation.proxy import Budget
 
             self.budget = Budget.from_dict({k: v for k, v in config.proxy.items() if k != "kind"}, path="proxy")
+        if config.trains and _proxy_kind(config) == "supernet":  # a bad checkpoint stops the search before a trial
+            from evaluation.oneshot_proxy import load_state
+
+            load_state(self)
 
     def keeps_weights(self, spec) -> bool:
         """Keep this trial's trained weights (config `keep_weights`: true, false or auto = small proxies)?"""

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
+from .flags import out_folder
 
 RULE_HELP = (
     "RULE: [max|min] COLUMN [under|with CONDITION[, CONDITION...]], CONDITION: COLUMN OP NUMBER[UNIT] with OP "
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.results import ResultsError, load_results
 
     formats = parse_formats(args.format)
+    out_folder(args.out)  # before any work: --out may not name a file
     if args.train_epochs is not None and args.train_epochs < 1:
         raise UsageError(f"--train-epochs: {args.train_epochs}, must be >= 1")
     try:
@@ -121,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--stream: trial {number} is not causal (causal: false); the stream model needs a "
                          "causal architecture, search a space with causal: true")
     attrs = df.attrs
-    num_classes = int(attrs.get("num_classes") or 600)
+    from search_space.spec import NUM_CLASSES
+
+    num_classes = int(attrs.get("num_classes") or NUM_CLASSES)
     print(f"trial {number} of study {attrs['study']} ({how}): {spec.num_layers} blocks, "
           f"{row['flops'] / 1e6:.3g} MFLOPs, {int(row['params']):,} params", file=sys.stderr)
     weights = _weights(args, spec, row, attrs, num_classes)
@@ -149,6 +153,15 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
     config = attrs.get("config") or {}
     seed = int(config.get("seed") or 0)
     labels = study_labels(attrs, num_classes)
+    from evaluation.oneshot_export import is_supernet_study, supernet_weights
+
+    if is_supernet_study(attrs):  # inherited weights (--train-epochs: fine-tuned), docs/oneshot.md
+        try:
+            chosen = supernet_weights(spec, attrs, num_classes, seed, args.train_epochs,
+                                      progress=lambda line: print(line, file=sys.stderr))
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(f"trial {int(row['number'])}: {' '.join(str(exc).split())}") from None
+        return chosen if chosen.labels else dataclasses.replace(chosen, labels=labels)
     if args.train_epochs is None:
         metrics = {k: row[k] for k in ("val_accuracy", "val_loss", "epochs") if k in row and row[k] == row[k]}
         try:
