@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_interrupts():  # like Ctrl-C: a running trial is marked interrupted and re-queued
             return int(args.func(args) or 0)
-    except (UsageError, SpecError, *USER_OS_ERRORS) as exc:
+    except (UsageError, SpecError, ValueError, *USER_OS_ERRORS) as exc:  # library ValueErrors name the bad input
         message = one_line(str(exc), MAX_MESSAGE)  # one line, even for multi-line YAML errors
         print(f"movinas {args.command}: error: {message}", file=sys.stderr)
         return 2
