@@ -7,8 +7,10 @@ import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nas.config import config_from_dict, load_config, storage_url, study_name
+from nas.constraints import parse_constraint
 from nas.errors import UsageError
 from tests.fuzz_cases import RAW_FILES, broken, check_message
 
@@ -98,3 +100,16 @@ def test_an_empty_config_is_every_default(tmp_path):
 def test_empty_or_misspelled_values_are_refused_not_read_as_defaults(tmp_path, change, message):
     with pytest.raises(UsageError, match=message):
         config_from_dict({**GOOD, **change}, base=tmp_path)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"[a-z_]{1,16} ?(<=|>=|<|=) ?[0-9.eE+_-]{1,12} ?[a-zA-Z]{0,4}",
+                                                        fullmatch=True)))
+def test_any_constraint_text_is_a_finite_constraint_or_one_usage_error_line(text):
+    try:
+        c = parse_constraint(text)
+    except UsageError as exc:
+        check_message(exc)
+        assert str(exc).startswith("constraints[0]: ")
+        return
+    assert math.isfinite(c.limit) and c.op in ("<=", ">=")
