@@ -92,6 +92,27 @@ def _fast_sqlite(engine) -> None:
     engine.dispose()  # pooled connections predate the listener
 
 
+def release_sqlite(storage) -> None:
+    """At the end of a process (best effort): close the storage's connections and, when no other
+    process has the file open, switch it back from WAL to a rollback journal. A reader opening a WAL
+    database, even read-only, creates its `-wal` / `-shm` files; a rollback-journal one it only reads.
+    The next writer turns WAL on again (`_fast_sqlite`)."""
+    import sqlite3
+
+    path = sqlite_path(str(storage.url))
+    if path is None or not path.is_file():
+        return
+    storage.engine.dispose()
+    try:
+        con = sqlite3.connect(str(path), timeout=1)
+        try:
+            con.execute("PRAGMA journal_mode=DELETE")  # refused while another process has it open
+        finally:
+            con.close()
+    except sqlite3.Error:
+        pass
+
+
 @contextlib.contextmanager
 def budget_lock(storage, study_name: str):
     """Hold an exclusive lock, shared by every worker of the study, and yield its `release`.

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import UsageError
+from .flags import out_folder
 
 
 def register(subparsers) -> None:
@@ -62,11 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.report import write_report
     from evaluation.results import ResultsError, load_results, objectives_of
 
+    if args.out is not None:
+        out_folder(args.out)
     if args.top < 0:
         raise UsageError(f"--top: {args.top}, must be >= 0")
     try:
         objectives = None
-        if args.objectives:
+        if args.objectives is not None:  # "" is refused by parse_objectives, not ignored
             df = load_results(args.results, args.study)
             objectives = parse_objectives(args.objectives, numeric_columns(df), objectives_of(df))
         paths = write_report(args.results, args.out, study=args.study, objectives=objectives, top=args.top)

@@ -7,6 +7,7 @@ starts N `movinas worker` processes on the study and shows their progress.
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
 import signal
@@ -15,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from evaluation.record import read_trial
+
+from ..errors import Terminated, UsageError, exit_status
 
 RESUME_HINT = "run the same command again to resume"
+MAX_WORKERS = 64
 STORAGE_ENV = "MOVINAS_STORAGE"  # storage URL, read when --storage is not given
 
 
@@ -68,29 +72,46 @@ class Session:
     """Everything one process needs to take part in a study, opened and validated."""
 
     def __init__(self, args: argparse.Namespace, worker_index: int = 0, screen: bool = True):
+        self.fresh = None  # the SQLite file this start creates: removed again when the start fails
+        try:
+            self._open(args, worker_index, screen)
+        except BaseException:
+            _remove_fresh(self.fresh)
+            raise
+
+    def _open(self, args: argparse.Namespace, worker_index: int, screen: bool) -> None:
         import optuna
 
-        from ..config import load_config
+        from search_space import validate as v
+
+        from ..config import load_config, storage_url, study_name
         from ..constraints import screen_budget
-        from ..storage import default_url, open_storage
+        from ..storage import default_url, open_storage, release_sqlite
         from ..study import load_space, make_sampler, open_study, resolve_num_classes, sampler_seed
-        from ..trial import Runner
+        from ..trial import Datasets, Runner
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by `Progress`
         config = load_config(args.config)
-        for flag, value in (("--trials", args.trials), ("--timeout", args.timeout)):
-            if value is not None and value <= 0:
-                raise UsageError(f"{flag}: {value}, must be > 0")
-        config = config.replace(study=args.study or config.study, trials=args.trials or config.trials,
+        v.integer(args.trials, "--trials", optional=True, error=UsageError)
+        v.number(args.timeout, "--timeout", 0, lo_open=True, optional=True, error=UsageError)
+        env_storage = os.environ.get(STORAGE_ENV) or None
+        for flag, url in (("--storage", args.storage), (f"${STORAGE_ENV}", env_storage)):
+            storage_url(url, flag, optional=True)
+        study = study_name(args.study, "--study") if args.study is not None else config.study
+        config = config.replace(study=study, trials=args.trials or config.trials,
                                 timeout=args.timeout if args.timeout is not None else config.timeout)
         self.config = config
         self.space = load_space(config)
         self.results = Path(args.results_dir) / config.study
-        self.url = (args.storage or os.environ.get(STORAGE_ENV) or config.storage
-                    or default_url(args.results_dir, config.study))
+        self.url = args.storage or env_storage or config.storage or default_url(args.results_dir, config.study)
+        datasets = Datasets(config, self.space)
+        if config.trains or config.zero_cost_names:
+            datasets()  # a bad dataset fails before any file is written
+        self.fresh = _fresh_sqlite(self.url)
         self.storage = open_storage(self.url, config.heartbeat)
-        self.runner = Runner(config, self.space, 0, self.results, worker_index)
-        self.runner.num_classes = resolve_num_classes(config, self.runner.dataset)
+        atexit.register(release_sqlite, self.storage)  # readers of a finished study then create no files
+        self.runner = Runner(config, self.space, resolve_num_classes(config, datasets), self.results, worker_index,
+                             datasets)
         existing = _n_trials(self.storage, config.study)
         sampler = make_sampler(config, self.space, sampler_seed(config.seed, worker_index, existing or 0))
 
@@ -100,11 +121,34 @@ class Session:
 
         # a resumed study is checked against the config first; a new one is created only once screened
         self.feasible = screen_it() if existing is None else None
-        self.study = open_study(config, self.storage, self.space, sampler, self.runner.num_classes)
+        needs_data = config.trains or bool(config.zero_cost_names)
+        self.study = open_study(config, self.storage, self.space, sampler, self.runner.num_classes,
+                                class_names=(lambda: list(datasets().class_names)) if needs_data else None)
         if existing is not None:
             self.feasible = screen_it()
-        if config.trains or config.zero_cost_names:
+        if needs_data:
             self.runner.dataset()  # fail on a bad dataset before the first trial
+
+
+def _fresh_sqlite(url: str) -> Path | None:
+    """The SQLite file of `url` when it does not exist yet (this start would create it)."""
+    from ..storage import sqlite_path
+
+    path = sqlite_path(url)
+    return path if path is not None and not path.exists() else None
+
+
+def _remove_fresh(path: Path | None) -> None:
+    """Remove a database this failed start created (it holds no trial), its side files, and its folder
+    when that is left empty, so that a failed start leaves nothing behind."""
+    if path is None:
+        return
+    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal", ".lock"))):
+        p.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass  # not empty: it held something else
 
 
 def _n_trials(storage, name: str) -> int | None:
@@ -116,10 +160,11 @@ def _n_trials(storage, name: str) -> int | None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from search_space import validate as v
+
     from ..study import drive, tally
 
-    if args.workers < 1:
-        raise UsageError(f"--workers: {args.workers}, must be >= 1")
+    v.integer(args.workers, "--workers", 1, MAX_WORKERS, error=UsageError)
     s = Session(args)
     config = s.config
     done, _ = tally(s.study)
@@ -132,11 +177,11 @@ def run_search(args: argparse.Namespace) -> int:
     progress = Progress(s.study, config, done)
     try:
         why = drive(s.study, s.storage, s.runner, config.trials, config.timeout, on_trial=progress.on_trial)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         progress.close()
         print(f"movinas search: interrupted; the running trial is marked failed (interrupted) and finished "
               f"trials are kept in {_redacted(s.url)}; {RESUME_HINT}", file=sys.stderr)
-        return 130
+        return exit_status(exc)
     progress.close()
     return _finish(s, why)
 
@@ -150,10 +195,10 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         why = drive(s.study, s.storage, s.runner, s.config.trials, s.config.timeout,
                     on_trial=progress.on_trial if progress else None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if progress:
             progress.close()
-        return 130
+        return exit_status(exc)
     if progress:
         progress.close()
         return _finish(s, why)
@@ -190,10 +235,10 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
         while any(p.poll() is None for p in procs):
             progress.poll()
             time.sleep(1.0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
+                p.send_signal(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
         for p in procs:
             try:
                 p.wait(timeout=60)
@@ -202,18 +247,21 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
         progress.close()
         print(f"movinas search: interrupted; running trials are marked failed (interrupted); {RESUME_HINT}",
               file=sys.stderr)
-        return 130
+        return exit_status(exc)
     progress.poll()
     progress.close()
-    codes = [p.returncode for p in procs]
-    if any(codes):
-        print(f"movinas search: worker exit codes {codes}", file=sys.stderr)
-        return max(codes)
+    died = [f"worker {i} " + (f"was killed by {signal.Signals(-p.returncode).name}" if p.returncode < 0
+                              else f"exited with status {p.returncode}")
+            for i, p in enumerate(procs) if p.returncode]
+    if died:
+        print(f"movinas search: {'; '.join(died)}; finished trials are kept in {_redacted(s.url)}; "
+              f"{RESUME_HINT}", file=sys.stderr)
+        return 1
     return _finish(s, "timeout" if tally(s.study)[0] < s.config.trials else "budget")
 
 
 def _redacted(url: str) -> str:
-    from ..storage import redact
+    from evaluation.storage import redact
 
     return redact(url)
 
@@ -249,26 +297,24 @@ class Progress:
         self._refresh()
 
     def _report(self, t) -> None:
-        outcome = t.user_attrs.get("outcome")
-        if outcome in (None, "infeasible", "duplicate"):  # rejected untrained: counted in the bar
+        record = read_trial(t)
+        if record.outcome is None or record.rejected:  # rejected untrained: counted in the bar
             return
         names = [o.name for o in self.config.objectives]
-        values = "  ".join(f"{n}={_fmt(v)}" for n, v in zip(names, t.values or ()))
-        seconds = sum(t.user_attrs.get("timing", {}).values())
-        reason = t.user_attrs.get("reason") or ""
-        self._write(f"trial {t.number} {outcome.replace('_', '-')} {seconds:.1f}s  {values or reason}")
+        values = "  ".join(f"{n}={_fmt(v)}" for n, v in zip(names, record.values or ()))
+        seconds = sum(record.timing.values())
+        self._write(f"trial {t.number} {record.outcome.value.replace('_', '-')} {seconds:.1f}s  "
+                    f"{values or record.reason or ''}")
 
     def _refresh(self) -> None:
-        from ..study import counted
-
-        trials = self.study.get_trials(deepcopy=False)
         if self.bar is None:
             return
-        self.bar.n = min(sum(map(counted, trials)), self.config.trials)
-        rejected = sum(t.user_attrs.get("outcome") in ("infeasible", "duplicate") for t in trials)
+        records = [read_trial(t) for t in self.study.get_trials(deepcopy=False)]
+        self.bar.n = min(sum(r.counted for r in records), self.config.trials)
+        rejected = sum(r.rejected for r in records)
         best = []
         for i, o in enumerate(self.config.objectives):
-            vals = [t.values[i] for t in trials if t.values and t.user_attrs.get("feasible", True)]
+            vals = [r.values[i] for r in records if r.values and r.feasible is not False]
             if vals:
                 best.append(f"{o.name}={_fmt(max(vals) if o.direction == 'maximize' else min(vals))}")
         self.bar.set_postfix_str("best " + " ".join(best) + (f" rejected={rejected}" if rejected else ""),
@@ -296,7 +342,7 @@ def front_table(study, config) -> str:
     extra = [n for n in ("params", "flops", "activation_bytes") if n not in names]
     head = ["trial", *names, *extra]
     rows = [[str(t.number), *(_fmt(v) for v in t.values),
-             *(_fmt(t.user_attrs.get("cost", {}).get(n)) for n in extra)] for t in trials]
+             *(_fmt(read_trial(t).cost.get(n)) for n in extra)] for t in trials]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([f"Pareto front ({len(trials)} trials, {', '.join(o.direction + ' ' + o.name for o in config.objectives)}):",
