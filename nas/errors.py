@@ -41,3 +41,8 @@ def sigterm_interrupts():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
+    """The reason an interrupted trial records."""
+    return "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted by the user (Ctrl-C)"

@@ -17,7 +17,7 @@ import warnings
 from evaluation.record import Outcome, read_trial
 
 from .config import GRID_LIMIT, SearchConfig
-from .errors import UsageError
+from .errors import UsageError, interrupt_reason
 from .pruning import make_pruner
 from .storage import budget_lock
 from .trial import Runner, TrialFailed
@@ -181,8 +181,8 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
                                    callbacks=callbacks, gc_after_trial=False)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass  # our heartbeat came late: another worker failed the trial and re-queued it
-    except KeyboardInterrupt:
-        _fail_if_running(storage, runner)
+    except KeyboardInterrupt as exc:
+        _fail_if_running(storage, runner, interrupt_reason(exc))
         raise
 
 
@@ -216,7 +216,7 @@ def _check_streaks(runner: Runner) -> None:
                          "see the trials' metrics.json under the results folder")
 
 
-def _fail_if_running(storage, runner: Runner) -> None:
+def _fail_if_running(storage, runner: Runner, reason: str = "interrupted by the user (Ctrl-C)") -> None:
     """After Ctrl-C, leave no trial of this process RUNNING (Optuna fails it when the interrupt came
     inside the objective; this covers an interrupt during sampling or storage calls)."""
     from optuna.trial import TrialState
@@ -226,7 +226,7 @@ def _fail_if_running(storage, runner: Runner) -> None:
         return
     try:
         if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-            storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted by the user (Ctrl-C)")
+            storage.set_trial_user_attr(trial._trial_id, "reason", reason)
             storage.set_trial_user_attr(trial._trial_id, "outcome", Outcome.INTERRUPTED.value)
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     except Exception:  # the storage itself may be what was interrupted; heartbeats clean up later

@@ -34,7 +34,7 @@ from evaluation.record import (
 
 from .config import COSTS, TRAINED, SearchConfig
 from .constraints import describe, is_feasible, violations
-from .errors import UsageError
+from .errors import UsageError, interrupt_reason
 from .pruning import finished_from_trials, should_stop
 
 KEEP_WEIGHTS_PARAMS = 5_000_000  # keep_weights "auto": keep a COMPLETE trial's weights up to this many params
@@ -141,10 +141,10 @@ class Runner:
         self.current = trial
         try:
             values = self._run(trial, release)
-        except KeyboardInterrupt:  # Ctrl-C anywhere in the trial, not only inside training
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM anywhere in the trial, not only inside training
             try:
                 if outcome_of("FAIL", trial.user_attrs.get("outcome")) is not Outcome.INTERRUPTED:
-                    write_outcome(trial, Outcome.INTERRUPTED, "interrupted by the user (Ctrl-C)")
+                    write_outcome(trial, Outcome.INTERRUPTED, interrupt_reason(exc))
             except Exception:  # the storage call itself may be what was interrupted
                 pass
             raise  # `current` stays set: the driver makes sure the trial does not stay RUNNING
@@ -181,8 +181,8 @@ class Runner:
         timing = {"prepare": time.perf_counter() - t0}
         try:
             metrics, curve, stop, model = self._measure(trial, spec, cost, timing)
-        except KeyboardInterrupt:
-            _finish(trial, trial_dir, Outcome.INTERRUPTED, "interrupted by the user (Ctrl-C)", {}, self.curve, timing)
+        except KeyboardInterrupt as exc:
+            _finish(trial, trial_dir, Outcome.INTERRUPTED, interrupt_reason(exc), {}, self.curve, timing)
             raise
         except TrialFailed as exc:
             self._raise_failed(trial, trial_dir, str(exc), timing)

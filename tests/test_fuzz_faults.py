@@ -82,6 +82,7 @@ def test_sigterm_marks_the_running_trial_interrupted_requeues_it_and_exits_143(w
     assert "run the same command again to resume" in err and "Traceback" not in err
     trials = trials_of(tmp_path, "term")
     assert trials[number].state.name == "FAIL" and trials[number].user_attrs["outcome"] == "interrupted"
+    assert trials[number].user_attrs["reason"] == "terminated (SIGTERM)"
     assert not any(t.state.name == "RUNNING" for t in trials)
     done = subprocess.run(movinas("search", cfg, "--results-dir", tmp_path), env=ENV, capture_output=True,
                           text=True, timeout=300)
