@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from search_space import validate
+
 from .zero_cost import BASELINES, ZERO_COST
 
 METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
@@ -191,8 +193,7 @@ def rank_fidelity(
         if all(p.name != base for p in cheap_proxies):
             cheap_proxies.append(Proxy(base))
     ref = parse_proxy(reference, "reference")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n: {n!r}, must be an integer >= 2")
+    validate.integer(n, "n", 2)
     budget = budget if budget is not None else Budget()
     zero_names = tuple(dict.fromkeys(p.name for p in (*cheap_proxies, ref) if not p.trained))
     runs = sorted({p.epochs for p in (*cheap_proxies, ref) if p.trained})

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from search_space import validate
+
 Batch = tuple[np.ndarray, np.ndarray]
 DEFAULT_NAMES = ("grad_norm", "snip", "synflow", "naswot")
 BASELINES = ("params", "macs")
@@ -173,8 +175,7 @@ def zero_cost_scores(
     from .proxy import _Seeded, input_shape, set_block_scales
 
     names = check_names(names)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size: {batch_size!r}, must be a positive integer")
+    validate.integer(batch_size, "batch_size")
     frames, resolution = input_shape(dataset)
     k = dataset.num_classes
     cost = estimate_cost(spec, frames=frames, resolution=resolution, num_classes=k)
