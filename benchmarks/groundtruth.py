@@ -7,8 +7,8 @@
    MACs, the zero-cost scores, and the accuracy / loss after epoch k of the reference run of one
    seed (compared with the mean over the *other* seeds, so the proxy and the truth share no
    training noise). Kendall tau and Spearman rho with 95% bootstrap intervals, seconds per arch.
-3. `samplers`: TPE, NSGA-II and random searching the table through `movinas search` with
-   `proxy: {kind: table}`: hypervolume of accuracy vs FLOPs (normalized by the table's best
+3. `samplers`: TPE, NSGA-II and random searching the table as `proxy: {kind: table}` does, in
+   memory (`table_search`, so that seeds x samplers take seconds): hypervolume of accuracy vs FLOPs (normalized by the table's best
    accuracy and the space's largest FLOPs, reference point (0, 1.1 x largest FLOPs)), mean +- sd
    over seeds and wins against random at the same seed.
 4. `speed`: wall time of a 50-trial TPE search over a table of the whole space (made-up
@@ -38,6 +38,7 @@ from evaluation.fidelity import bootstrap_ci, kendall_tau, spearman_rho  # noqa:
 from evaluation.table import PROTOCOL, arch_means, load_table, reproducibility, spread  # noqa: E402
 
 TABLE = Path(__file__).resolve().parent.parent / "results" / "bench" / "table.csv"
+ZERO_COST_CACHE = TABLE.parent / "zero_cost.csv"
 SAMPLERS = {"random": {}, "tpe": {"n_startup_trials": 10}, "nsga2": {"population_size": 10}}
 
 
@@ -96,20 +97,32 @@ def bench_proxies(table, zero_cost: bool) -> None:
     last = PROTOCOL["proxy"]["epochs"]
     rows.append((f"seed-0 run, final ({last} epochs)", run["val_accuracy"], float(run["seconds"].median())))
     if zero_cost:
+        import pandas as pd
+
+        # scores depend only on the architecture, the data and the seed: cached beside the table
+        cache_path = ZERO_COST_CACHE
+        cache = pd.read_csv(cache_path).set_index("spec_id") if cache_path.is_file() else pd.DataFrame()
         space = SearchSpace.from_yaml("bench")
-        data, scores, seconds = {}, {}, []
+        data, new = {}, {}
         for arch, r in truth.iterrows():
+            if arch in cache.index:
+                continue
             spec = space.decode({k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in space.param_choices()})
             cfg = dataset_for(dict(PROTOCOL["dataset"]), spec)
             key = repr(sorted(cfg.items()))
             if key not in data:
                 data[key] = load_dataset(cfg)
             t = time.perf_counter()
-            scores[arch] = zero_cost_scores(spec, data[key], batch_size=16, seed=0)
-            seconds.append(time.perf_counter() - t)
+            new[arch] = {**zero_cost_scores(spec, data[key], batch_size=16, seed=0),
+                         "seconds": time.perf_counter() - t}
+        if new:
+            cache = pd.concat([cache, pd.DataFrame.from_dict(new, orient="index")])
+            cache.rename_axis("spec_id").to_csv(cache_path)
+        secs = float(cache.loc[truth.index, "seconds"].median())
         for name in ("grad_norm", "snip", "synflow", "naswot"):
-            rows.append((name, [scores[a][name] for a in truth.index], statistics.median(seconds) / 4))
-        print(f"zero-cost: all four scores of one architecture take {statistics.median(seconds):.1f} s (median)")
+            rows.append((name, cache.loc[truth.index, name].to_numpy(), secs / 4))
+        print(f"zero-cost: all four scores of one architecture take {secs:.1f} s (median; batch 16, seed 0; "
+              f"cached in {cache_path.name})")
     print(f"{'proxy':32} {'Kendall tau [95% CI]':>26} {'Spearman rho [95% CI]':>26} {'s/arch':>7}")
     for name, values, secs in rows:
         x = np.asarray(values, dtype=float)
@@ -120,6 +133,7 @@ def bench_proxies(table, zero_cost: bool) -> None:
 
 
 def _table_config(study: str, table: Path, sampler: str, seed: int, trials: int) -> dict:
+    """A `movinas search` config over the table (the speed check runs it through the CLI)."""
     return {"study": study, "space": "bench", "trials": trials, "seed": seed, "num_classes": 10,
             "sampler": {"name": sampler, "options": SAMPLERS[sampler]},
             "dataset": {"kind": "graded", "clips_per_class": 2, "frames": "spec", "resolution": "spec"},
@@ -127,34 +141,74 @@ def _table_config(study: str, table: Path, sampler: str, seed: int, trials: int)
             "proxy": {"kind": "table", "path": str(table.resolve())}}
 
 
-def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
-    from search import front_losses, hypervolume, search
+def _sampler(name: str, seed: int):
+    import optuna
 
+    classes = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler,
+               "nsga2": optuna.samplers.NSGAIISampler}
+    return classes[name](seed=seed, **SAMPLERS[name])
+
+
+def table_search(name: str, seed: int, trials: int, lookup, space, cost_of) -> np.ndarray:
+    """A search over the table as `movinas search` with `proxy: {kind: table}` runs it (the space's
+    parameters through the Optuna trial, architectures the table lacks and repeats rejected
+    untrained as PRUNED and not counted), in memory: losses (-accuracy, flops) of the front."""
+    import optuna
+
+    from nas.trial import spec_id
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(name, seed))
+    seen: set[str] = set()
+    while len(seen) < trials and len(study.trials) < 100 * trials:
+        trial = study.ask()
+        arch = spec_id(space.sample(trial))
+        row = lookup.get(arch)
+        if row is None or arch in seen:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            continue
+        seen.add(arch)
+        study.tell(trial, [row["val_accuracy"], cost_of[arch]])
+    return np.array([[-t.values[0], t.values[1]] for t in study.best_trials])
+
+
+def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
+    import optuna
+    from search import hypervolume
+
+    from evaluation.table import TableLookup
     from search_space import SearchSpace, estimate_cost
 
-    n_archs = table["spec_id"].nunique()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = SearchSpace.from_yaml("bench")
-    max_flops = max(estimate_cost(space.sample(i), num_classes=10).flops for i in range(400))
-    best = arch_means(table)["val_accuracy"].max()
+    lookup = TableLookup(table_path, "bench")
+    cost_of = {arch: float(row["flops"]) for arch, row in lookup.rows.items()}
+    max_flops = max(estimate_cost(space.decode(p), num_classes=10).flops for p in _grid(space))
+    best = max(r["val_accuracy"] for r in lookup.rows.values())
     reference, scale = np.array([0.0, 1.1 * max_flops]), np.array([best, max_flops])
     print(f"\n== samplers on the table: maximize val_accuracy, minimize flops; {trials} counted trials x {seeds} "
-          f"seeds; the table holds {n_archs} of the 96 architectures (the others are rejected untrained)")
+          f"seeds; the table holds {len(lookup.rows)} of the 96 architectures (the others are rejected untrained); "
+          "hypervolume normalized by (best accuracy in the table, largest FLOPs of the space), reference (0, 1.1)")
     hv: dict[str, list[float]] = {name: [] for name in SAMPLERS}
     seconds = dict.fromkeys(SAMPLERS, 0.0)
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(seeds):
-            for name in SAMPLERS:
-                t = time.perf_counter()
-                study = search(Path(tmp), _table_config(f"{name}-{seed}", table_path, name, seed, trials))
-                seconds[name] += time.perf_counter() - t
-                hv[name].append(hypervolume(front_losses(study), reference, scale))
-    print(f"{'sampler':8} {'HV mean':>8} {'sd':>7} {'vs random':>9} {'wins':>7} {'s/search':>9}")
+    for seed in range(seeds):
+        for name in SAMPLERS:
+            t = time.perf_counter()
+            hv[name].append(hypervolume(table_search(name, seed, trials, lookup, space, cost_of), reference, scale))
+            seconds[name] += time.perf_counter() - t
+    print(f"{'sampler':8} {'HV mean':>8} {'sd':>7} {'vs random':>9} {'wins':>7} {'ties':>5} {'s/search':>9}")
     for name, values in hv.items():
         wins = sum(a > b for a, b in zip(values, hv["random"]))
         ties = sum(a == b for a, b in zip(values, hv["random"]))
         print(f"{name:8} {statistics.mean(values):8.4f} {statistics.stdev(values):7.4f} "
-              f"{statistics.mean(values) / statistics.mean(hv['random']):9.3f} {wins:3d}/{seeds:<3d} "
-              f"{seconds[name] / seeds:9.1f}   (ties {ties})")
+              f"{statistics.mean(values) / statistics.mean(hv['random']):9.3f} {wins:3d}/{seeds:<3d} {ties:5d} "
+              f"{seconds[name] / seeds:9.2f}")
+
+
+def _grid(space):
+    import itertools
+
+    choices = space.param_choices()
+    return [dict(zip(choices, values)) for values in itertools.product(*choices.values())]
 
 
 def bench_speed() -> None:
