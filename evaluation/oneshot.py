@@ -18,7 +18,6 @@ code serves MirroredStrategy on one machine and MultiWorkerMirroredStrategy acro
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from dataclasses import asdict, dataclass, fields
@@ -65,45 +64,28 @@ def parse_supernet(value: Any, path: str = "supernet") -> SupernetConfig:
     for key in value:
         if key not in names:
             raise ValueError(f"{path}.{key}: unknown field, allowed: {', '.join(names)}")
+    from search_space import validate as check  # one wording for every config error
+
     v = {**asdict(SupernetConfig()), **value}
-
-    def bad(name: str, allowed: str) -> None:
-        raise ValueError(f"{path}.{name}: {v[name]!r}, must be {allowed}")
-
-    def integer(name: str, lo: int, optional: bool = False) -> None:
-        x = v[name]
-        if not (optional and x is None) and (isinstance(x, bool) or not isinstance(x, int) or x < lo):
-            bad(name, f"an integer >= {lo}" + (" or null" if optional else ""))
-
-    def number(name: str, lo: float, hi: float, optional: bool = False) -> None:
-        x = v[name]
-        if optional and x is None:
-            return
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or not lo <= x <= hi:
-            bad(name, f"a number in [{lo}, {hi}]" + (" or null" if optional else ""))
-
-    def flag(name: str, optional: bool = False) -> None:
-        if not (isinstance(v[name], bool) or (optional and v[name] is None)):
-            bad(name, "true or false" + (" or null" if optional else ""))
-
     for name in ("steps", "batch_size", "checkpoint_every"):
-        integer(name, 1)
-    integer("random_subnets", 0)
-    integer("recalibration_clips", 0)
-    integer("val_clips", 1, optional=True)
-    number("learning_rate", 1e-12, 10.0)
-    number("warmup_fraction", 0.0, 0.99)
-    number("weight_decay", 0.0, 10.0)
-    number("grad_clip", 1e-12, 1e6, optional=True)
-    number("label_smoothing", 0.0, 1.0)
-    number("block_scale_init", 0.0, 10.0, optional=True)
+        check.integer(v[name], f"{path}.{name}", 1)
+    for name in ("random_subnets", "recalibration_clips"):
+        check.integer(v[name], f"{path}.{name}", 0)
+    check.integer(v["val_clips"], f"{path}.val_clips", 1, optional=True)
+    check.number(v["learning_rate"], f"{path}.learning_rate", 0, 10, lo_open=True)
+    check.number(v["warmup_fraction"], f"{path}.warmup_fraction", 0, 1, hi_open=True)
+    check.number(v["weight_decay"], f"{path}.weight_decay", 0, 10)
+    check.number(v["grad_clip"], f"{path}.grad_clip", 0, lo_open=True, optional=True)
+    check.number(v["label_smoothing"], f"{path}.label_smoothing", 0, 1)
+    check.number(v["block_scale_init"], f"{path}.block_scale_init", 0, 10, optional=True)
     for name in ("distill", "progressive"):
-        flag(name)
-    flag("mixed_precision", optional=True)
-    if v["strategy"] not in STRATEGIES:
-        bad("strategy", f"one of {', '.join(STRATEGIES)}")
+        check.boolean(v[name], f"{path}.{name}")
+    if v["mixed_precision"] is not None:
+        check.boolean(v["mixed_precision"], f"{path}.mixed_precision")
+    check.choice(v["strategy"], f"{path}.strategy", STRATEGIES)
     if not isinstance(v["checkpoint"], str) or not v["checkpoint"].strip():
-        bad("checkpoint", "a file path (relative paths are inside the study folder)")
+        raise ValueError(f"{path}.checkpoint: {check.quote(v['checkpoint'])}, must be a file path (relative "
+                         "paths are inside the study folder)")
     return SupernetConfig(**v)
 
 
