@@ -54,7 +54,7 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None):
                 path.parent.mkdir(parents=True, exist_ok=True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
+                storage = _storage_class()(
                     normalize_url(url),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat.interval,
@@ -73,6 +73,33 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None):
                 time.sleep(0.5 + attempt)
                 continue
             raise UsageError(f"storage {redact(url)}: cannot open ({reason[:200]})") from None
+
+
+def _storage_class():
+    """Optuna's RDBStorage, which also counts as stale a RUNNING trial that never recorded a heartbeat
+    and started more than `grace_period` seconds ago: its process died (SIGKILL) between creating
+    the trial and starting its heartbeat thread. Optuna skips such trials, so one would stay RUNNING
+    for ever and a worker waiting for the budget's last trials would wait for it for ever."""
+    from datetime import datetime, timedelta
+
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    class Storage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            cutoff = datetime.now() - timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+            with _create_scoped_session(self.scoped_session, True) as session:
+                running = (session.query(models.TrialModel)
+                           .filter(models.TrialModel.state == TrialState.RUNNING)
+                           .filter(models.TrialModel.study_id == study_id).all())
+                silent = [t.trial_id for t in running if not t.heartbeats and t.datetime_start is not None
+                          and t.datetime_start < cutoff]
+            return stale + [t for t in silent if t not in stale]
+
+    return Storage
 
 
 def _fast_sqlite(engine) -> None:

@@ -147,3 +147,20 @@ def test_reading_a_study_creates_no_file(write_config, tmp_path, capsys):
     load_results(folder)
     assert main(["report", str(folder), "--out", str(tmp_path / "report")]) == 0
     assert snapshot() == before  # no -wal / -shm created, nothing changed
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning", "ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    """A SIGKILL between creating a trial and its first heartbeat leaves it RUNNING with no heartbeat;
+    once the grace period has passed it is stale like any other, so no worker waits for it for ever."""
+    from nas.config import Heartbeat
+    from nas.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", Heartbeat(interval=1, grace_period=2, max_retry=2))
+    study = optuna.create_study(study_name="silent", storage=storage)
+    study.ask()  # RUNNING, and its process "dies" before any heartbeat
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state.name == "RUNNING"  # within the grace period: still presumed alive
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]  # failed and re-queued
