@@ -17,9 +17,7 @@ def supernet_weights(spec: Any, attrs: dict, num_classes: int, seed: int = 0, ep
     (inherited, recalibrated on `supernet.recalibration_clips` training clips, scored on the
     validation clips) or, with `epochs`, "supernet_finetuned" (then trained `epochs` more with the
     study's proxy settings). ValueError naming the checkpoint or dataset when they cannot be used."""
-    from nas.config import dataset_for
-
-    from .datasets import load_dataset
+    from .datasets import dataset_for, load_dataset
     from .export_trial import Weights
     from .oneshot import load_supernet, parse_supernet
     from .oneshot_score import Scorer, recalibrated_model, recalibration_clips

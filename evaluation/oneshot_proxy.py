@@ -23,11 +23,9 @@ def checkpoint_path(config: Any, study_dir: str | Path) -> Path:
 
 
 def load_state(runner: Any):
-    """(supernet, scorer) of the runner's study, loaded once (UsageError naming a bad checkpoint)."""
+    """(supernet, scorer) of the runner's study, loaded once (ValueError naming a bad checkpoint)."""
     state = getattr(runner, "_supernet_state", None)
     if state is None:
-        from nas.errors import UsageError
-
         from .oneshot import load_supernet
         from .oneshot_score import Scorer
 
@@ -35,7 +33,7 @@ def load_state(runner: Any):
         try:
             net = load_supernet(path, runner.space, runner.num_classes)
         except ValueError as exc:
-            raise UsageError(f"supernet.checkpoint: {' '.join(str(exc).split())} (train it with `movinas "
+            raise ValueError(f"supernet.checkpoint: {' '.join(str(exc).split())} (train it with `movinas "
                              "supernet train CONFIG`)") from None
         state = runner._supernet_state = (net, Scorer(net))
     return state

@@ -13,6 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from evaluation.datasets.config import SPEC_SIZED, dataset_for  # noqa: F401  (dataset_for re-exported for nas)
 from evaluation.pareto import DIRECTIONS, MAXIMIZED  # numpy only at import
 from evaluation.zero_cost import ZERO_COST as _ZERO_COST
 from search_space import validate as v
@@ -312,7 +313,6 @@ def _space(value: Any, base: Path) -> Any:
     return str(path)
 
 
-SPEC_SIZED = ("frames", "resolution")  # dataset fields that may say `spec`: each trial's own input size
 
 
 def _dataset(value: Any) -> dict:
@@ -331,10 +331,6 @@ def _dataset(value: Any) -> dict:
             raise UsageError(f"dataset.{key}: {v.quote(x)}, must be an integer or spec (each trial's own {key})")
     return value
 
-
-def dataset_for(dataset: dict, spec: Any) -> dict:
-    """The dataset config with every `spec` size replaced by `spec`'s own frames / resolution."""
-    return {k: getattr(spec, k) if k in SPEC_SIZED and v == "spec" else v for k, v in dataset.items()}
 
 
 def _supernet(value: Any):

@@ -126,7 +126,10 @@ class Runner:
         if config.trains and _proxy_kind(config) == "supernet":  # a bad checkpoint stops the search before a trial
             from evaluation.oneshot_proxy import load_state
 
-            load_state(self)
+            try:
+                load_state(self)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
 
     def keeps_weights(self, spec) -> bool:
         """Keep this trial's trained weights (config `keep_weights`: true, false or auto = small proxies)?"""

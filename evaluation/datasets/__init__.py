@@ -3,7 +3,7 @@ videos, both returned as a `VideoDataset` of numpy arrays. Importing this packag
 TensorFlow (nor OpenCV, until a video is read or written)."""
 
 from .clips import Clips, DatasetWarning, VideoDataset, single_frame
-from .config import DATASET_KINDS, load_dataset
+from .config import DATASET_KINDS, SPEC_SIZED, dataset_for, load_dataset
 from .folder import video_folder
 from .graded import GRADED_CLASSES, LEVELS, graded
 from .motion import SYNTHETIC_CLASSES, synthetic
@@ -17,7 +17,9 @@ __all__ = [
     "LEVELS",
     "SYNTHETIC_CLASSES",
     "VIDEO_EXTENSIONS",
+    "SPEC_SIZED",
     "VideoDataset",
+    "dataset_for",
     "graded",
     "iter_frames",
     "load_dataset",

@@ -55,3 +55,11 @@ def load_dataset(config: Mapping, where: str = "dataset", base_dir: str | Path |
     except ValueError as exc:
         field = str(exc).split(":", 1)[0]
         raise ValueError(f"{where}.{exc}" if field in allowed else f"{where}: {exc}") from None
+
+
+SPEC_SIZED = ("frames", "resolution")  # dataset fields that may say `spec`: each trial's own input size
+
+
+def dataset_for(dataset: Mapping, spec) -> dict:
+    """The dataset config with every `spec` size replaced by `spec`'s own frames / resolution."""
+    return {k: getattr(spec, k) if k in SPEC_SIZED and v == "spec" else v for k, v in dataset.items()}
