@@ -225,10 +225,10 @@ class TableLookup:
 def table_proxy(runner: Any, spec: Any, callback: Any = None):
     """Proxy kind `table`: the architecture's seed-averaged `val_accuracy` and `val_loss` from the
     table (`seconds` is the time its reference training took, on average); an architecture not in
-    the table fails the trial with the reason. The table is read once per runner."""
-    from nas.trial import spec_id
-
+    the table is rejected untrained (status "rejected": PRUNED, outcome infeasible, not counted)
+    with the reason. The table is read once per runner."""
     from .proxy import ProxyResult
+    from .record import spec_id
 
     lookup = getattr(runner, "_table_lookup", None)
     if lookup is None:

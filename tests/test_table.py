@@ -165,7 +165,7 @@ def test_the_bootstrap_interval_brackets_tau_and_narrows_with_more_architectures
     assert bootstrap_ci(kendall_tau, [1, 2, 3, 4], [2, 3, 4, 5], n_boot=50) == (1.0, 1.0, 1.0)
 
 
-def test_generation_continues_where_it_stopped(tmp_path, monkeypatch, archs):
+def test_generation_continues_where_it_stopped(tmp_path, monkeypatch, capsys, archs):
     """The generating command on a tiny protocol (one step per run): each call with a time limit
     trains the next (architecture, seed) pair in the interleaved order, never one twice."""
     import evaluation.table as table_module
@@ -179,3 +179,5 @@ def test_generation_continues_where_it_stopped(tmp_path, monkeypatch, archs):
     first = spec_id(SPACE.decode(archs[0]))
     assert list(zip(table["spec_id"], table["seed"])) == [(first, 0), (first, 1)]
     assert (out / "seed0.yaml").is_file() and not (out / ".generate.lock").exists()
+    assert main(["bench", "status", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("2 rows, 1 architectures of 96")
