@@ -54,15 +54,15 @@ class VideoDataset:
         )
 
 
-def check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    """`value` as an int in [lo, hi]; ValueError naming `name` and the allowed range otherwise."""
+def check_int(value, name: str, lo: int, hi: int | None = None) -> int:
+    """`value` (numpy integers too) as an int in [lo, hi]: `search_space.validate.integer`'s order and message."""
     return int(validate.integer(int(value) if isinstance(value, np.integer) else value, name, lo, hi))
 
 
 def check_float(
-    name: str, value, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+    value, name: str, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> float:
-    """`value` as a float within the given interval; ValueError naming `name` otherwise."""
+    """`value` (numpy scalars too) as a float in the interval: `search_space.validate.number`'s order."""
     if isinstance(value, np.integer | np.floating):
         value = value.item()
     return float(validate.number(value, name, lo, hi, lo_open=lo_open, hi_open=hi_open))

@@ -46,8 +46,8 @@ def video_folder(
     FileNotFoundError for a missing `source`, ValueError if no video can be decoded.
     """
     check_sampling(frames, resolution, stride, fps)
-    val_fraction = check_float("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
-    seed = check_int("seed", seed, 0)
+    val_fraction = check_float(val_fraction, "val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
+    seed = check_int(seed, "seed", 0)
     if isinstance(extensions, str) or not all(isinstance(e, str) for e in extensions):
         raise ValueError(f"extensions: {extensions!r}, must be a list of file endings such as '.mp4'")
     source = Path(source)

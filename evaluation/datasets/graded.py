@@ -71,13 +71,13 @@ def graded(
     """Generate the graded task: `clips_per_class` clips of each of the first `num_classes` classes
     of `GRADED_CLASSES` at difficulty `level` (`LEVELS`), split per class into train and validation.
     The same arguments give bit-identical arrays; another `seed` gives other clips."""
-    num_classes = check_int("num_classes", num_classes, 2, MAX_GRADED_CLASSES)
-    clips_per_class = check_int("clips_per_class", clips_per_class, 2)
-    frames = check_int("frames", frames, 8)
-    resolution = check_int("resolution", resolution, 16)
-    level = check_int("level", level, 1, max(LEVELS))
-    seed = check_int("seed", seed, 0)
-    val_fraction = check_float("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    num_classes = check_int(num_classes, "num_classes", 2, MAX_GRADED_CLASSES)
+    clips_per_class = check_int(clips_per_class, "clips_per_class", 2)
+    frames = check_int(frames, "frames", 8)
+    resolution = check_int(resolution, "resolution", 16)
+    level = check_int(level, "level", 1, max(LEVELS))
+    seed = check_int(seed, "seed", 0)
+    val_fraction = check_float(val_fraction, "val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
 
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(num_classes), clips_per_class)

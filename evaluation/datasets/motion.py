@@ -87,14 +87,14 @@ def synthetic(
     discs per clip moving in random directions. The same arguments give bit-identical arrays (on
     a given machine and numpy version); another `seed` gives other clips.
     """
-    num_classes = check_int("num_classes", num_classes, 2, MAX_CLASSES)
-    clips_per_class = check_int("clips_per_class", clips_per_class, 2)
-    frames = check_int("frames", frames, 3)
-    resolution = check_int("resolution", resolution, 16)
-    noise = check_float("noise", noise, 0.0, 1.0)
-    distractors = check_int("distractors", distractors, 0, 16)
-    seed = check_int("seed", seed, 0)
-    val_fraction = check_float("val_fraction", val_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+    num_classes = check_int(num_classes, "num_classes", 2, MAX_CLASSES)
+    clips_per_class = check_int(clips_per_class, "clips_per_class", 2)
+    frames = check_int(frames, "frames", 3)
+    resolution = check_int(resolution, "resolution", 16)
+    noise = check_float(noise, "noise", 0.0, 1.0)
+    distractors = check_int(distractors, "distractors", 0, 16)
+    seed = check_int(seed, "seed", 0)
+    val_fraction = check_float(val_fraction, "val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
 
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(num_classes), clips_per_class)

@@ -40,13 +40,13 @@ def write_synthetic_folder(
     second. One frame of the generator is one frame of the file, so a search reading the folder at
     `fps` sees the motion the synthetic dataset has. The same arguments write the same pictures
     (before the lossy codec); existing files of the same names are replaced."""
-    num_classes = check_int("num_classes", num_classes, 2, MAX_CLASSES)
-    clips_per_class = check_int("clips_per_class", clips_per_class, 1, 100_000)
-    frames = check_int("frames", frames, 3, 10_000)
-    resolution = check_int("resolution", resolution, 16, 4096)
-    fps = check_float("fps", fps, 0.0, 1000.0, lo_open=True)
-    noise = check_float("noise", noise, 0.0, 1.0)
-    seed = check_int("seed", seed, 0)
+    num_classes = check_int(num_classes, "num_classes", 2, MAX_CLASSES)
+    clips_per_class = check_int(clips_per_class, "clips_per_class", 1, 100_000)
+    frames = check_int(frames, "frames", 3, 10_000)
+    resolution = check_int(resolution, "resolution", 16, 4096)
+    fps = check_float(fps, "fps", 0.0, 1000.0, lo_open=True)
+    noise = check_float(noise, "noise", 0.0, 1.0)
+    seed = check_int(seed, "seed", 0)
     if extension not in EXTENSIONS:
         raise ValueError(f"extension: {extension!r}, must be one of {', '.join(EXTENSIONS)}")
     root = Path(out)

@@ -89,13 +89,13 @@ def to_float(frames_uint8: np.ndarray) -> np.ndarray:
 def check_sampling(frames, resolution, stride, fps) -> None:
     """ValueError naming the argument if a sampling argument is out of range."""
     if frames is not None:
-        check_int("frames", frames, 1)
+        check_int(frames, "frames", 1)
     if resolution is not None:
-        check_int("resolution", resolution, 1)
+        check_int(resolution, "resolution", 1)
     if stride is not None:
-        check_int("stride", stride, 1)
+        check_int(stride, "stride", 1)
     if fps is not None:
-        check_float("fps", fps, 0.0, 1e6, lo_open=True)
+        check_float(fps, "fps", 0.0, 1e6, lo_open=True)
     if stride is not None and fps is not None:
         raise ValueError(f"fps: {fps} together with stride: {stride}; give one of them, not both")
 
@@ -115,7 +115,7 @@ def iter_frames(path_or_capture, resolution: int | None = None) -> Iterator[np.n
     ValueError raised here) or an open `cv2.VideoCapture` (left open). The iterator raises
     ValueError if no frame at all can be decoded."""
     if resolution is not None:
-        check_int("resolution", resolution, 1)
+        check_int(resolution, "resolution", 1)
     if isinstance(path_or_capture, str | Path):
         capture, owned, name = open_video(path_or_capture), True, str(path_or_capture)
     else:
