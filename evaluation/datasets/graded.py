@@ -16,7 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .clips import Clips, VideoDataset, check_float, check_int, stratified_split
-from .motion import SHAPES, SIZE, _blend, _hsv_to_rgb, _noise_offsets, _shape_mask, _uniform, _wrap
+from .motion import (
+    SHAPES,
+    SIZE,
+    _blend,
+    _blend_actors,
+    _disc_mask,
+    _hsv_to_rgb,
+    _noise_offsets,
+    _uniform,
+)
 
 # (name, what moves): the first `num_classes` entries are used, in this order.
 GRADED_CLASSES: tuple[tuple[str, str], ...] = (
@@ -216,22 +225,6 @@ def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
         out += p["wave_amp"][:, w, None, :, None, None] * wave[:, :, None]
 
     for d in range(p["d_radius"].shape[1]):
-        dx = _wrap(grid - p["d_x"][:, d, :, None], res)
-        dy = _wrap(grid - p["d_y"][:, d, :, None], res)
-        r = p["d_radius"][:, d, None, None, None]
-        mask = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]
-        mask *= -0.5 / r  # (r² − q) / 2r + ½: a soft edge about 1 px wide
-        mask += r / 2 + 0.5
-        np.clip(mask, 0, 1, out=mask)
-        _blend(out, mask, p["d_grey"][:, d, None, None, None, None])
+        _blend(out, _disc_mask(p, d, grid, res), p["d_grey"][:, d, None, None, None, None])
 
-    mask = np.empty((k, frames, res, res), np.float32)
-    for s, (_, aspect, planes) in enumerate(SHAPES):
-        rows = np.flatnonzero(p["shape"] == s)
-        if len(rows):
-            dx = _wrap(grid - p["cx"][rows, :, None], res)
-            dy = _wrap(grid - p["cy"][rows, :, None], res)
-            mask[rows] = _shape_mask(dx, dy, p["angle"][rows], p["size"][rows], aspect, planes)
-    tmp = p["colour"][:, None, :, None, None] - out
-    tmp *= mask[:, :, None]
-    np.add(out, tmp, out=dest.transpose(0, 1, 4, 2, 3))
+    _blend_actors(out, p, grid, res, dest)

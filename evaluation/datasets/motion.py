@@ -250,13 +250,7 @@ def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
         out[:] = background
 
     for d in range(p["d_radius"].shape[1]):
-        dx = _wrap(grid - p["d_x"][:, d, :, None], res)  # [k, T, W]
-        dy = _wrap(grid - p["d_y"][:, d, :, None], res)  # [k, T, H]
-        r = p["d_radius"][:, d, None, None, None]
-        mask = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]  # squared distance q
-        mask *= -0.5 / r  # (r² − q) / 2r + ½ ≈ distance inside the edge + ½: a soft edge ≈ 1 px
-        mask += r / 2 + 0.5
-        np.clip(mask, 0, 1, out=mask)
+        mask = _disc_mask(p, d, grid, res)
         grey = p["d_grey"][:, d, None, None, None, None]
         if d == 0:  # out = background + mask · (grey − background): one pass fewer than fill + blend
             np.multiply(mask[:, :, None], grey - background, out=out)
@@ -264,6 +258,24 @@ def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
         else:
             _blend(out, mask, grey)
 
+    _blend_actors(out, p, grid, res, dest)
+
+
+def _disc_mask(p: dict, d: int, grid: np.ndarray, res: int) -> np.ndarray:
+    """Soft mask [k, T, H, W] of distractor disc `d` (a soft edge about 1 px wide)."""
+    dx = _wrap(grid - p["d_x"][:, d, :, None], res)  # [k, T, W]
+    dy = _wrap(grid - p["d_y"][:, d, :, None], res)  # [k, T, H]
+    r = p["d_radius"][:, d, None, None, None]
+    mask = (dx * dx)[..., None, :] + (dy * dy)[..., :, None]  # squared distance q
+    mask *= -0.5 / r  # (r² − q) / 2r + ½ ≈ distance inside the edge + ½
+    mask += r / 2 + 0.5
+    return np.clip(mask, 0, 1, out=mask)
+
+
+def _blend_actors(out: np.ndarray, p: dict, grid: np.ndarray, res: int, dest: np.ndarray) -> None:
+    """Blend each clip's actor (shape `p["shape"]`, colour, pose per frame) over the planar frames
+    `out` [k, T, 3, H, W], writing the result channels-last into `dest` [k, T, H, W, 3]."""
+    k, frames = p["cx"].shape
     mask = np.empty((k, frames, res, res), np.float32)
     for s, (_, aspect, planes) in enumerate(SHAPES):
         rows = np.flatnonzero(p["shape"] == s)
