@@ -202,6 +202,8 @@ class Runner:
         if bad:
             self._raise_failed(trial, trial_dir, f"objective {', '.join(bad)} is not finite", timing, metrics, curve)
         weights = save_weights(model, trial_dir) if model is not None else None
+        if len(self.config.objectives) > 1 and self.config.curve_objective is not None:
+            report_curve(trial, curve, self.config.curve_objective.name)
         _finish(trial, trial_dir, Outcome.COMPLETE, None, metrics, curve, timing,
                 dict(zip([o.name for o in self.config.objectives], values)),
                 weights=str(weights.relative_to(self.study_dir)) if weights else None)
@@ -278,7 +280,8 @@ class Runner:
             value = entry.get(follow.name)
             if value is None or not math.isfinite(value):
                 return False
-            report_epoch(trial, float(value), epoch, single)
+            if single:
+                trial.report(float(value), epoch)  # Optuna's pruner and plots read it
             if single and (last is None or epoch < last) and trial.should_prune():
                 stop.append(f"pruned by {type(trial.study.pruner).__name__} at epoch {epoch} ({value:.4g})")
                 return True
@@ -297,14 +300,15 @@ class Runner:
         return on_epoch
 
 
-def report_epoch(trial, value: float, epoch: int, single: bool) -> None:
-    """Store the curve value at `epoch` as Optuna's intermediate value: `trial.report` in a
-    single-objective study (its pruners read it); in a multi-objective one, where `report` is
-    refused, the same value through the storage, so Optuna's plots and optuna-dashboard show curves."""
-    if single:
-        trial.report(value, epoch)
-    else:
-        trial.storage.set_trial_intermediate_value(trial._trial_id, epoch, value)
+def report_curve(trial, curve: list[dict], name: str) -> None:
+    """A COMPLETE multi-objective trial's curve of `name` as Optuna's intermediate values, so
+    Optuna's plots and optuna-dashboard show it. Only then: Optuna refuses `trial.report` in such
+    studies, and its TPE sampler reads a PRUNED trial's intermediate values through
+    `study.direction`, which a multi-objective study does not have (the search would crash)."""
+    for entry in curve:
+        value = entry.get(name)
+        if value is not None and math.isfinite(value):
+            trial.storage.set_trial_intermediate_value(trial._trial_id, int(entry["epoch"]), float(value))
 
 
 def _proxy_kind(config: SearchConfig) -> str:

@@ -204,3 +204,30 @@ def test_the_set_based_reader_reads_what_optuna_reads(tmp_path):
     for source in (REFERENCE, tmp_path / "study.db"):
         opened = load_study(source)
         assert read_records(opened) == [read_trial(t) for t in opened.study.get_trials()]
+
+
+def test_a_multi_objective_tpe_search_goes_on_after_an_early_stopped_trial(tmp_path):
+    """A trial stopped early (PRUNED) in a multi-objective study carries no intermediate values:
+    Optuna's TPE reads those through `study.direction`, which such a study lacks (the demo crashed)."""
+    import yaml
+
+    from search_space import SearchSpace
+
+    cfg = tmp_path / "multi.yaml"
+    cfg.write_text(yaml.safe_dump({**TRAINED, "study": "multi", "trials": 3,
+                                   "objectives": [{"maximize": "val_accuracy"}, {"minimize": "flops"}],
+                                   "sampler": {"name": "tpe", "options": {"n_startup_trials": 1}},
+                                   "early_stopping": {"rule": "dominated", "min_epoch": 1}}))
+    (tmp_path / "multi").mkdir()
+    study = optuna.create_study(study_name="multi", storage=default_url(tmp_path, "multi"),
+                                directions=["maximize", "minimize"])
+    choices = SearchSpace.from_yaml("small").param_choices()
+    study.add_trial(optuna.create_trial(  # beats every trial at every epoch at no more FLOPs
+        params={k: c[0] for k, c in choices.items()},
+        distributions={k: optuna.distributions.CategoricalDistribution(c) for k, c in choices.items()},
+        values=[1.01, 1.0], user_attrs={"curve": [{"epoch": 1, "val_accuracy": 1.01}, {"epoch": 2, "val_accuracy": 1.01}]}))
+    assert main(["search", str(cfg), "--results-dir", str(tmp_path)]) == 0
+    trials = optuna.load_study(study_name="multi", storage=default_url(tmp_path, "multi")).trials
+    stopped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED and read_trial(t).curve]
+    assert stopped and all(not t.intermediate_values for t in stopped)
+    assert len(trials) == 3 and len(stopped) >= 1  # the seeded trial counts; trial 2 was sampled by TPE after trial 1 stopped
