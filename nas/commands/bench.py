@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
     g = sub.add_parser("generate", help="train the table's missing (architecture, seed) pairs; resumes")
     g.add_argument("--out", default=DEFAULT_OUT, help=f"table folder (default: {DEFAULT_OUT})")
-    g.add_argument("--minutes", type=float, default=None, help="stop starting trials after M minutes")
+    g.add_argument("--minutes", type=float, default=None, help="stop starting trials after M minutes (one trial at least)")
     g.add_argument("--seeds", default=None, help="comma-separated subset of the protocol's seeds (default: all)")
     g.set_defaults(func=run_generate)
     s = sub.add_parser("status", help="rows, architectures and seeds in the table so far")
@@ -194,6 +194,7 @@ def run_generate(args: argparse.Namespace) -> int:
                   f"{trial.user_attrs.get('metrics', {}).get('val_accuracy', float('nan')):.3f} "
                   f"({trial.user_attrs.get('metrics', {}).get('seconds', float('nan')):.0f} s)", file=sys.stderr, flush=True)
 
+        started = 0
         for round_seeds in ROUNDS:
             active = [s for s in round_seeds if s in sessions]
             for i in range(len(archs)):
@@ -202,12 +203,13 @@ def run_generate(args: argparse.Namespace) -> int:
                     done, _ = tally(s.study)
                     if done > i:
                         continue  # arch i of this seed is trained (trials run in enqueue order)
-                    if args.minutes is not None and time.monotonic() - start >= 60 * args.minutes:
+                    if started and args.minutes is not None and time.monotonic() - start >= 60 * args.minutes:
                         export_table(out)
                         print(f"bench: stopped after {args.minutes:g} minutes; run again to continue",
                               file=sys.stderr)
                         return 0
                     drive(s.study, s.storage, s.runner, done + 1, on_trial=on_trial)
+                    started += 1  # every call trains at least one pair, however short --minutes is
         export_table(out)
     print(f"bench: every architecture trained at seeds {seeds}; table {out / 'table.csv'}", file=sys.stderr)
     return 0
