@@ -218,7 +218,8 @@ def _known(column: str, columns: Sequence[str], rule: str) -> None:
 
 def best_trial(df, rule: str):
     """The COMPLETE trial (a row of `df`) that is best by `rule` among those meeting its conditions,
-    e.g. `best_trial(df, "val_accuracy under flops<=1e9")`. Ties go to the lower trial number.
+    e.g. `best_trial(df, "val_accuracy under flops<=1e9")`. Ties go to the lower cost (flops, then
+    params), then to the lower trial number.
     ValueError when the rule is bad or no trial qualifies (the message says how many were close)."""
     from .results import objectives_of
 
@@ -233,7 +234,9 @@ def best_trial(df, rule: str):
     if pool.empty:
         raise ValueError(f"rule {rule!r}: no COMPLETE trial qualifies ({complete} complete"
                          f"{', none meets the conditions' if conditions and complete else ''})")
-    ordered = pool.sort_values([column, "number"], ascending=[direction == "minimize", True], kind="stable")
+    ties = [c for c in ("flops", "params") if c in pool and c != column]
+    ordered = pool.sort_values([column, *ties, "number"], ascending=[direction == "minimize", *[True] * len(ties), True],
+                               kind="stable", na_position="last")
     return ordered.iloc[0]
 
 

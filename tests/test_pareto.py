@@ -134,7 +134,15 @@ def test_best_trial_rules(random_trials, rule, expected):
     best = chosen[column].max() if direction == "max" else chosen[column].min()
     row = best_trial(df, rule)
     assert row[column] == best and row["state"] == "COMPLETE"
-    assert row["number"] == chosen.loc[chosen[column] == best, "number"].min()  # ties: lowest number
+    ties = chosen[chosen[column] == best].sort_values([c for c in ("flops", "params") if c != column] + ["number"])
+    assert row["number"] == ties["number"].iloc[0]  # ties: lowest flops, then params, then number
+
+
+def test_best_trial_ties_go_to_the_lower_cost():
+    df = frame([("COMPLETE", True, 0.5, 4e8, 1e5), ("COMPLETE", True, 0.5, 2e8, 3e5), ("COMPLETE", True, 0.5, 2e8, 2e5),
+                ("COMPLETE", True, 0.4, 1e8, 1e5)])
+    assert best_trial(df, "val_accuracy")["number"] == 2  # equal accuracy: lower flops, then lower params
+    assert best_trial(df, "min flops with val_accuracy>=0.5")["number"] == 2
 
 
 def test_rule_grammar_errors_name_the_problem(random_trials):

@@ -19,7 +19,7 @@ RULE_HELP = (
     "RULE: [max|min] COLUMN [under|with CONDITION[, CONDITION...]], CONDITION: COLUMN OP NUMBER[UNIT] with OP "
     "one of <= >= < > == != and UNIT one of K M G T KB MB GB KiB MiB GiB. The direction defaults to the study's "
     "for its objectives, else max for accuracies and zero-cost scores and min otherwise. Only COMPLETE trials "
-    "qualify; ties go to the lower trial number."
+    "qualify; ties go to the lower cost (flops, then params), then to the lower trial number."
 )
 EXAMPLES = """examples:
   movinas export results/demo --best "val_accuracy under flops<=1e9" --out exported/
