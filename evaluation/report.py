@@ -100,7 +100,7 @@ def _summary(blocks: list, df, opened, objectives: dict[str, str]) -> None:
     attrs, config = df.attrs, df.attrs.get("config") or {}
     blocks.append(("h1", f"Study {attrs['study']}"))
     counts = Counter(_kind(s, o) for s, o in zip(df.get("state", []), df.get("outcome", [])))
-    order = ["complete", "stopped early", "infeasible", "failed", "interrupted", "running", "waiting"]
+    order = ["complete", "stopped early", "infeasible", "duplicate", "failed", "interrupted", "running", "waiting"]
     tally = ", ".join(f"{counts[k]} {k}" for k in order + sorted(set(counts) - set(order)) if counts.get(k))
     storage = attrs["storage"]
     if opened.folder is not None and Path(storage).parent == Path(opened.folder):
