@@ -16,6 +16,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -38,6 +39,7 @@ from .errors import UsageError, interrupt_reason
 from .pruning import finished_from_trials, should_stop
 
 KEEP_WEIGHTS_PARAMS = 5_000_000  # keep_weights "auto": keep a COMPLETE trial's weights up to this many params
+DUPLICATE_RESAMPLES = 10  # re-samples of a proposal repeating a trained architecture (`Runner._sample`)
 
 
 class TrialFailed(Exception):
@@ -118,6 +120,7 @@ class Runner:
         self.last_failure = ""
         self.current = None  # the optuna Trial in progress
         self.curve: list[dict] = []  # its training curve so far
+        self.on_epoch: Callable[[int, dict], None] | None = None  # on_epoch(trial number, curve entry): progress
         self.budget = None
         if config.trains and _proxy_kind(config) == "train":
             from evaluation.proxy import Budget
@@ -165,7 +168,8 @@ class Runner:
         release()
         self.curve = []
         t0 = time.perf_counter()
-        spec = self.space.sample(trial, name=f"{self.config.study}-{trial.number}")
+        taken = _taken_architectures(trial)
+        spec = self._sample(trial, taken)
         cost = estimate_cost(spec, num_classes=self.num_classes)._asdict()
         cost.pop("blocks")
         viol = violations(self.config.constraints, cost)
@@ -174,7 +178,7 @@ class Runner:
                     costed_at={"frames": spec.frames, "resolution": spec.resolution, "num_classes": self.num_classes})
         if not is_feasible(viol):
             self._raise_rejected(trial, Outcome.INFEASIBLE, f"infeasible: {describe(self.config.constraints, viol)}")
-        twin = _same_architecture(trial, arch)
+        twin = taken.get(arch)
         if twin is not None:
             self._raise_rejected(trial, Outcome.DUPLICATE, f"duplicate: same architecture as trial {twin}")
         self.rejected_streak = 0
@@ -208,6 +212,42 @@ class Runner:
                 dict(zip([o.name for o in self.config.objectives], values)),
                 weights=str(weights.relative_to(self.study_dir)) if weights else None)
         return values
+
+    def _sample(self, trial, taken: dict[str, int]):
+        """The trial's architecture (`taken`: the trained or training ones, `_taken_architectures`).
+
+        A proposal that repeats a taken architecture is re-sampled up to `DUPLICATE_RESAMPLES` times
+        before the trial keeps it (and is rejected as a duplicate): the i-th re-sample asks the
+        sampler again and re-draws i of its parameters uniformly at random. Asking alone is not
+        enough: TPE proposes the argmax of its density ratio, so in a small space it keeps
+        proposing its favourite. Proposals are drawn through the sampler's API without storing
+        anything; the one kept is then suggested to the trial, fixed (`PartialFixedSampler`). Grid
+        samplers and queued trials (parameters given: retries, enqueued presets) keep their own."""
+        import numpy as np
+        import optuna
+
+        name = f"{self.config.study}-{trial.number}"
+        study, sampler = trial.study, trial.study.sampler
+        frozen = trial.storage.get_trial(trial._trial_id)
+        if (isinstance(sampler, optuna.samplers.GridSampler) or frozen.params
+                or frozen.system_attrs.get("fixed_params")):
+            return self.space.sample(trial, name=name)
+        choices = self.space.param_choices()
+        varied = [k for k, c in choices.items() if len(c) > 1]
+        rng = np.random.default_rng([self.config.seed or 0, trial.number])
+        for attempt in range(1 + DUPLICATE_RESAMPLES):
+            params = _propose(study, sampler, frozen, choices)
+            for key in [varied[i] for i in rng.permutation(len(varied))[:attempt]]:
+                params[key] = choices[key][rng.integers(len(choices[key]))]
+            if spec_id(self.space.decode(params, name=name)) not in taken:
+                break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.sampler = optuna.samplers.PartialFixedSampler(params, sampler)
+        try:
+            return self.space.sample(trial, name=name)
+        finally:
+            study.sampler = sampler
 
     def _raise_rejected(self, trial, outcome: Outcome, reason: str) -> NoReturn:
         """End a trial untrained (PRUNED): it breaks a constraint or repeats a trained architecture."""
@@ -277,6 +317,8 @@ class Runner:
             curve.append({k: entry[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss",
                                                 "val_accuracy", "seconds") if k in entry})
             write_curve(trial, curve)
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, dict(entry))
             value = entry.get(follow.name)
             if value is None or not math.isfinite(value):
                 return False
@@ -315,17 +357,39 @@ def _proxy_kind(config: SearchConfig) -> str:
     return str((config.proxy or {}).get("kind", "train"))
 
 
-def _same_architecture(trial, arch: str) -> int | None:
-    """Number of another trial of the study, trained, training or queued, with this architecture."""
+def _taken_architectures(trial) -> dict[str, int]:
+    """{spec_id: trial number} of the study's other trials that were trained or are training."""
     from optuna.trial import TrialState
 
+    taken: dict[str, int] = {}
     for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                              TrialState.RUNNING)):
-        if t.number == trial.number or t.user_attrs.get("spec_id") != arch:
+        arch = t.user_attrs.get("spec_id")
+        if t.number == trial.number or arch is None or arch in taken:
             continue
         if t.state == TrialState.RUNNING or read_trial(t).counted:
-            return t.number
-    return None
+            taken[arch] = t.number
+    return taken
+
+
+def _propose(study, sampler, frozen, choices: dict) -> dict:
+    """One proposal of `sampler` for the trial `frozen` ({parameter: value}), drawn the way
+    `Trial.suggest_categorical` draws (relative parameters first, then independent ones) but
+    stored nowhere."""
+    from optuna.distributions import CategoricalDistribution
+
+    space = sampler.infer_relative_search_space(study, frozen)
+    relative = sampler.sample_relative(study, frozen, space) if space else {}
+    params = {}
+    for key, options in choices.items():
+        dist = CategoricalDistribution(options)
+        if dist.single():
+            params[key] = options[0]
+        elif key in relative and space.get(key) == dist:
+            params[key] = relative[key]
+        else:
+            params[key] = sampler.sample_independent(study, frozen, key, dist)
+    return params
 
 
 def _finish(trial, trial_dir: Path, outcome: Outcome, reason, metrics: dict, curve: list, timing: dict,

@@ -1,6 +1,7 @@
 """`movinas cost`: the table, the JSON, and one clear line with exit status 2 for every bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -186,6 +187,10 @@ def test_screen_report_explains_the_preset_ranks(capsys):
     assert code == 0
     assert "median" in out and "specs/s" in out
     assert "movinet-a0" in out and "paper input" in out and "same input" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert re.search(r"^params(\s+[\d.]+K){7}$", rows["params"])  # the report's units: 93.8K, 1.54M, 0.229 MB
+    assert re.search(r"^MACs(\s+[\d.]+M){7}$", rows["MACs"])
+    assert re.search(r"^movinet-a0\s+3.13M\s+\d+\s+50×172²\s+2.63G", rows["movinet-a0"])
 
 
 def test_screen_bad_input_is_one_line(tmp_path, capsys):

@@ -22,12 +22,12 @@ from .flags import flag, input_flags
 
 MAX_SAMPLES = 10_000_000
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
-# (Cost field, label, scale): the spread table's rows
+# (Cost field, label): the spread table's rows, in the report's units (evaluation.report.format_value)
 METRICS = (
-    ("params", "params (M)", 1e-6),
-    ("macs", "GMACs", 1e-9),
-    ("activation_bytes", "peak activation MB", 1e-6),
-    ("state_bytes", "stream state MB", 1e-6),
+    ("params", "params"),
+    ("macs", "MACs"),
+    ("activation_bytes", "peak activations"),
+    ("state_bytes", "stream state"),
 )
 
 
@@ -171,15 +171,15 @@ def _pct_names() -> list[str]:
 
 def format_report(s: Screening) -> str:
     """The human report: spread table, rate, presets' percentile ranks with how they were computed."""
+    from evaluation.report import format_value
+
     sp = spread(s)
-    labels = {m[0]: (m[1], m[2]) for m in METRICS}
-    labels.update(frames=("input frames", 1), resolution=("input resolution", 1))
+    labels = dict(METRICS, frames="input frames", resolution="input resolution")
     head = ["", "min", "5%", "25%", "median", "75%", "95%", "max"]
     rows = [head]
     for key, pts in sp.items():
-        label, scale = labels[key]
-        digits = 0 if scale == 1 else 2
-        rows.append([label, *(f"{v * scale:,.{digits}f}" for v in pts.values())])
+        cells = (f"{v:,.0f}" if key in ("frames", "resolution") else format_value(key, v) for v in pts.values())
+        rows.append([labels[key], *cells])
     out = [
         f"screened {s.samples:,} architectures of the {s.space!r} space "
         f"({_size_text(s.size)} distinct), seed {s.seed}",
@@ -191,14 +191,14 @@ def format_report(s: Screening) -> str:
     if not s.values["state_bytes"].any():
         out.append("stream state is 0: the sampled specs are not causal (cost a causal spec for its buffers)")
     out += ["", "where the presets fall (percentile = share of the sample below the preset):", ""]
-    rows = [["preset", "params", "pct", "paper input", "GMACs", "pct", "GMACs pct at same input"]]
+    rows = [["preset", "params", "pct", "paper input", "MACs", "pct", "MACs pct at same input"]]
     for p in s.presets:
-        rows.append([p.name, f"{p.params / 1e6:.2f} M", f"{p.params_pct:.0f}", f"{p.frames}×{p.resolution}²",
-                     f"{p.macs / 1e9:.2f}", f"{p.macs_pct_paper_input:.0f}", f"{p.macs_pct_same_input:.0f}"])
+        rows.append([p.name, format_value("params", p.params), f"{p.params_pct:.0f}", f"{p.frames}×{p.resolution}²",
+                     format_value("macs", p.macs), f"{p.macs_pct_paper_input:.0f}", f"{p.macs_pct_same_input:.0f}"])
     out += [
         _table(rows),
         "",
-        "Params do not depend on the input. The GMACs 'pct' sets each preset at its paper input against",
+        "Params do not depend on the input. The MACs 'pct' sets each preset at its paper input against",
         "the samples at their own sampled inputs; 'pct at same input' recosts the preset at each sample's",
         "input and counts the samples below it, so it compares the architectures alone.",
     ]

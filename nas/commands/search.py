@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import math
 import os
 import signal
 import subprocess
@@ -174,7 +173,8 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"constraints: {s.feasible:.1%} of 2,000 sampled architectures meet them", file=sys.stderr)
     if args.workers > 1:
         return _run_workers(args, s)
-    progress = Progress(s.study, config, done)
+    progress = Progress(s.study, config, done, _epochs(s))
+    s.runner.on_epoch = progress.on_epoch
     try:
         why = drive(s.study, s.storage, s.runner, config.trials, config.timeout, on_trial=progress.on_trial)
     except KeyboardInterrupt as exc:
@@ -230,7 +230,7 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
     # own sessions: a terminal Ctrl-C reaches only this process, which then interrupts each worker once
     procs = [subprocess.Popen(cmd + ["--worker-index", str(i)], env=env, start_new_session=True)
              for i in range(args.workers)]
-    progress = Progress(s.study, s.config, tally(s.study)[0])
+    progress = Progress(s.study, s.config, tally(s.study)[0], _epochs(s))
     try:
         while any(p.poll() is None for p in procs):
             progress.poll()
@@ -260,6 +260,11 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
     return _finish(s, "timeout" if tally(s.study)[0] < s.config.trials else "budget")
 
 
+def _epochs(s: Session) -> int | None:
+    """The proxy's epochs per trial (None: no training, or a step or time budget)."""
+    return s.runner.budget.epochs if s.runner.budget is not None else None
+
+
 def _redacted(url: str) -> str:
     from evaluation.storage import redact
 
@@ -267,16 +272,20 @@ def _redacted(url: str) -> str:
 
 
 class Progress:
-    """A tqdm bar of counted trials with the best value of each objective so far, plus one line per
-    trained trial. `initial=None` disables the bar (a worker prints its lines only)."""
+    """A tqdm bar of counted trials, plus one line per trained trial. Its postfix names the best
+    trial so far (first objective, ties to the lower cost), the training trial's epoch k/E and
+    latest validation accuracy, and the trials rejected untrained by kind (infeasible, duplicate).
+    `initial=None` disables the bar (a worker prints its lines only); `epochs`: the proxy's."""
 
-    def __init__(self, study, config, initial: int | None):
+    def __init__(self, study, config, initial: int | None, epochs: int | None = None):
         from tqdm import tqdm
 
-        self.study, self.config = study, config
+        self.study, self.config, self.epochs = study, config, epochs
         self.bar = None if initial is None else tqdm(total=config.trials, initial=initial, desc=config.study,
                                                      unit="trial", file=sys.stderr, dynamic_ncols=True)
         self.seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.summary: list[str] = []  # the best trial, rejections: redrawn after each trial
+        self.training = ""  # the trial in training: "trial 7 epoch 2/5 val_accuracy=0.41"
 
     def _write(self, line: str) -> None:
         if self.bar is not None:
@@ -286,22 +295,41 @@ class Progress:
 
     def on_trial(self, study, trial) -> None:
         self.seen.add(trial.number)
+        self.training = ""
         self._report(trial)
         self._refresh()
 
+    def on_epoch(self, number: int, entry: dict) -> None:
+        """After each epoch of a trial trained in this process (`Runner.on_epoch`)."""
+        self.training = self._epoch_text(number, entry)
+        self._show()
+
     def poll(self) -> None:
-        for t in self.study.get_trials(deepcopy=False):
+        trials = self.study.get_trials(deepcopy=False)
+        for t in trials:
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
                 self._report(t)
+        running = [read_trial(t) for t in trials if t.state.name == "RUNNING"]
+        self.training = ", ".join(self._epoch_text(r.number, r.curve[-1]) for r in running if r.curve)
         self._refresh()
 
+    def _epoch_text(self, number: int, entry: dict) -> str:
+        from evaluation.report import format_value
+
+        of = f"/{self.epochs}" if self.epochs else ""
+        acc = entry.get("val_accuracy")
+        return f"trial {number} epoch {entry.get('epoch')}{of}" + (
+            f" val_accuracy={format_value('val_accuracy', acc)}" if acc is not None else "")
+
     def _report(self, t) -> None:
+        from evaluation.report import format_value
+
         record = read_trial(t)
         if record.outcome is None or record.rejected:  # rejected untrained: counted in the bar
             return
         names = [o.name for o in self.config.objectives]
-        values = "  ".join(f"{n}={_fmt(v)}" for n, v in zip(names, record.values or ()))
+        values = "  ".join(f"{n}={format_value(n, v)}" for n, v in zip(names, record.values or ()))
         seconds = sum(record.timing.values())
         self._write(f"trial {t.number} {record.outcome.value.replace('_', '-')} {seconds:.1f}s  "
                     f"{values or record.reason or ''}")
@@ -309,40 +337,57 @@ class Progress:
     def _refresh(self) -> None:
         if self.bar is None:
             return
+        from collections import Counter
+
+        from evaluation.report import format_value
+
         records = [read_trial(t) for t in self.study.get_trials(deepcopy=False)]
         self.bar.n = min(sum(r.counted for r in records), self.config.trials)
-        rejected = sum(r.rejected for r in records)
-        best = []
-        for i, o in enumerate(self.config.objectives):
-            vals = [r.values[i] for r in records if r.values and r.feasible is not False]
-            if vals:
-                best.append(f"{o.name}={_fmt(max(vals) if o.direction == 'maximize' else min(vals))}")
-        self.bar.set_postfix_str("best " + " ".join(best) + (f" rejected={rejected}" if rejected else ""),
-                                 refresh=True)
+        self.summary = []
+        best = best_record(records, self.config)
+        if best is not None:
+            names = [o.name for o in self.config.objectives]
+            self.summary.append(f"best trial {best.number}: " + " ".join(
+                f"{n}={format_value(n, v)}" for n, v in zip(names, best.values)))
+        rejected = Counter(r.outcome.value for r in records if r.rejected)
+        self.summary.append(" ".join(f"{kind}={rejected[kind]}" for kind in ("infeasible", "duplicate")
+                                     if rejected[kind]))
+        self._show()
+
+    def _show(self) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(" | ".join(p for p in (self.training, *self.summary) if p), refresh=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3g}"
+def best_record(records, config):
+    """The feasible COMPLETE trial best in the first objective, ties to the lower flops, then
+    params, then trial number (as `export --best`); None when there is none."""
+    sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
+    done = [r for r in records if r.values and r.feasible is not False and r.state == "COMPLETE"]
+    if not done:
+        return None
+    return min(done, key=lambda r: (sign * r.values[0], r.cost.get("flops", 0.0), r.cost.get("params", 0.0),
+                                    r.number))
 
 
 def front_table(study, config) -> str:
     """The Pareto front of feasible COMPLETE trials as a fixed-width table, best first in the
-    first objective (as in the report)."""
+    first objective (as in the report), costs in the report's units (10M, 24.8K, 0.7 MB)."""
     sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
     trials = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
     if not trials:
         return "Pareto front: no complete feasible trial yet"
+    from evaluation.report import format_value
+
     names = [o.name for o in config.objectives]
     extra = [n for n in ("params", "flops", "activation_bytes") if n not in names]
     head = ["trial", *names, *extra]
-    rows = [[str(t.number), *(_fmt(v) for v in t.values),
-             *(_fmt(read_trial(t).cost.get(n)) for n in extra)] for t in trials]
+    rows = [[str(t.number), *(format_value(n, v) for n, v in zip(names, t.values)),
+             *(format_value(n, read_trial(t).cost.get(n)) for n in extra)] for t in trials]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
     return "\n".join([f"Pareto front ({len(trials)} trials, {', '.join(o.direction + ' ' + o.name for o in config.objectives)}):",
