@@ -5,7 +5,9 @@ and its model card. `movinas export` picks the trial and writes the files with
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,11 +92,30 @@ def random_weights(spec, num_classes: int, seed: int = 0) -> Weights:
     return Weights("random", build_model(spec, num_classes))
 
 
+@contextlib.contextmanager
+def epoch_bar(epochs: int, desc: str, show: bool = True):
+    """A tqdm bar on stderr counting training epochs, with the latest validation accuracy; yields
+    the `train_proxy` callback that advances it (None when not `show`)."""
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True) as bar:
+        def on_epoch(epoch: int, entry: dict) -> bool:
+            bar.update(1)
+            bar.set_postfix_str(f"val_accuracy={entry['val_accuracy']:.4g}", refresh=True)
+            return False
+
+        yield on_epoch
+
+
 def retrain(spec, data_config: dict, proxy: dict, epochs: int, num_classes: int, seed: int = 0,
             base_dir: str | Path | None = None, progress=None) -> Weights:
     """Train `spec` from scratch for `epochs` on the study's dataset (`data_config`, with the
-    spec's sizes filled in) with its proxy settings. ValueError for a dataset or budget that
-    cannot be used, or a failed run."""
+    spec's sizes filled in) with its proxy settings. `progress(line)` is told what is trained and
+    turns on a bar of the epochs (`epoch_bar`). ValueError for a dataset or budget that cannot be
+    used, or a failed run."""
     from .datasets import load_dataset
     from .proxy import Budget, train_proxy
 
@@ -106,7 +127,9 @@ def retrain(spec, data_config: dict, proxy: dict, epochs: int, num_classes: int,
         raise ValueError(f"dataset: {dataset.num_classes} classes, the study costed {num_classes}")
     if progress is not None:
         progress(f"training from scratch for {epochs} epochs on {dataset!r} ...")
-    result = train_proxy(spec, dataset, budget, seed=seed, num_classes=num_classes, return_model=True)
+    with epoch_bar(epochs, "training", progress is not None) as on_epoch:
+        result = train_proxy(spec, dataset, budget, seed=seed, num_classes=num_classes, return_model=True,
+                             callback=on_epoch)
     if result.status == "failed":
         raise ValueError(f"training failed ({result.reason})")
     labels = list(dataset.class_names) if len(dataset.class_names) == num_classes else None
@@ -195,5 +218,5 @@ def _inline(value) -> str:
     return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip() + "`"
 
 
-__all__ = ["WEIGHTS_FILE", "Weights", "kept_weights", "load_weights", "model_card", "random_weights", "retrain",
+__all__ = ["WEIGHTS_FILE", "Weights", "epoch_bar", "kept_weights", "load_weights", "model_card", "random_weights", "retrain",
            "save_weights", "study_labels"]

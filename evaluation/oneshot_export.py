@@ -18,7 +18,7 @@ def supernet_weights(spec: Any, attrs: dict, num_classes: int, seed: int = 0, ep
     validation clips) or, with `epochs`, "supernet_finetuned" (then trained `epochs` more with the
     study's proxy settings). ValueError naming the checkpoint or dataset when they cannot be used."""
     from .datasets import dataset_for, load_dataset
-    from .export_trial import Weights
+    from .export_trial import Weights, epoch_bar
     from .oneshot import load_supernet, parse_supernet
     from .oneshot_score import Scorer, recalibrated_model, recalibration_clips
     from .proxy import Budget, train_proxy
@@ -44,8 +44,9 @@ def supernet_weights(spec: Any, attrs: dict, num_classes: int, seed: int = 0, ep
     settings.update(epochs=epochs, steps=None, seconds=None)
     budget = Budget.from_dict(settings, path="proxy")
     start = {w.path: w.numpy() for w in model.weights if "seed_generator" not in w.path}
-    result = train_proxy(spec, data, budget, seed=seed, num_classes=num_classes, return_model=True,
-                         initial_weights=start)
+    with epoch_bar(epochs, "fine-tuning", progress is not None) as on_epoch:
+        result = train_proxy(spec, data, budget, seed=seed, num_classes=num_classes, return_model=True,
+                             initial_weights=start, callback=on_epoch)
     if result.status == "failed":
         raise ValueError(f"fine-tuning failed ({result.reason})")
     detail.update(epochs=epochs, inherited_metrics=detail["metrics"],

@@ -4,6 +4,7 @@ format plus a model card; each artifact loaded back gives the same outputs. Bad 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_best_rule_retrained_export_every_format_agrees(reference_df, tmp_path, 
     args = ["export", str(REFERENCE), "--best", RULE, "--format", "yaml,keras,savedmodel,tflite",
             "--train-epochs", "1", "--out", str(out)]
     assert main(args) == 0
-    stdout = capsys.readouterr().out
+    stdout, stderr = capsys.readouterr()
     row = best_trial(reference_df, RULE)
     spec = ArchSpec.from_yaml(out / "spec.yaml")
     assert spec == row["spec"]
@@ -63,6 +64,9 @@ def test_best_rule_retrained_export_every_format_agrees(reference_df, tmp_path, 
     number = int(row["number"])
     assert f"trial {number} (selected by `--best \"{RULE}\"`)" in card
     assert "trained from scratch for 1 epochs" in card and "RANDOMLY" not in card
+    assert re.search(r"training: 100%.* 1/1 .*val_accuracy=[\d.]+", stderr)  # the bar of the epochs
+    accuracy = re.search(r"trained 1 epoch: validation accuracy ([\d.]+), validation loss [\d.]+\n", stderr)
+    assert accuracy and f"validation accuracy {accuracy[1]}," in card
     config = reference_df.attrs["config"]
     assert f"sampler: `{yaml.safe_dump(config['sampler'], default_flow_style=True, width=1000).strip()}`" in card
     assert f"| flops | {row['flops'] / 1e6:.3g}M ({int(row['flops']):,}) |" in card

@@ -234,6 +234,15 @@ def test_cache_serves_clips_without_decoding_and_follows_file_changes(class_fold
     assert str(videos[0]) in changed.skipped
 
 
+def test_decoding_shows_a_bar_of_the_files_on_a_terminal_or_when_asked(class_folders, capsys):
+    record_warnings(video_folder, class_folders, frames=4, resolution=16, progress=True)
+    err = capsys.readouterr().err
+    assert "decoding videos: 100%" in err and "7/7" in err  # 6 readable videos and the corrupt one
+    record_warnings(video_folder, class_folders, frames=4, resolution=16, progress=False)
+    record_warnings(video_folder, class_folders, frames=4, resolution=16)  # default: pytest's stderr is no terminal
+    assert "decoding" not in capsys.readouterr().err
+
+
 def test_load_dataset_builds_a_video_folder_relative_to_base_dir(class_folders):
     config = {"kind": "video_folder", "source": "videos", "frames": 3, "resolution": 16, "fps": 5}
     ds, _ = record_warnings(load_dataset, config, base_dir=class_folders.parent)

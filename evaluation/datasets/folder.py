@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import sys
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ def video_folder(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     extensions: tuple[str, ...] = VIDEO_EXTENSIONS,
+    progress: bool | None = None,
 ) -> VideoDataset:
     """Load the videos under `source` as clips of `frames` frames at `resolution`², sampled every
     `stride`-th frame or at `fps` frames per second (see `video_io`), split per class into train
@@ -44,6 +46,7 @@ def video_folder(
     ``path,label`` rows with an optional ``path,label`` header (relative paths are relative to the
     CSV's folder). A class whose files are all unreadable is dropped with a warning. Raises
     FileNotFoundError for a missing `source`, ValueError if no video can be decoded.
+    `progress`: a tqdm bar of the files decoded on stderr (None: only when stderr is a terminal).
     """
     check_sampling(frames, resolution, stride, fps)
     val_fraction = check_float(val_fraction, "val_fraction", 0.0, 1.0, lo_open=True, hi_open=True)
@@ -74,8 +77,11 @@ def video_folder(
         except Exception as exc:  # cv2.error and other decoder failures: the file is unusable
             return None, f"{item[0]}: {type(exc).__name__}: {exc}"
 
+    from tqdm import tqdm
+
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # OpenCV releases the GIL
-        results = list(pool.map(load, items))
+        results = list(tqdm(pool.map(load, items), total=len(items), desc=f"decoding {source.name}", unit="video",
+                            file=sys.stderr, disable=None if progress is None else not progress))
 
     clips, labels, skipped = [], [], []
     for (path, label), (clip, error) in zip(items, results):

@@ -104,6 +104,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 def run(args: argparse.Namespace) -> int:
     from evaluation.export import export_model
     from evaluation.export_trial import model_card
+    from evaluation.report import format_value
     from evaluation.results import ResultsError, load_results
 
     formats = parse_formats(args.format)
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     num_classes = int(attrs.get("num_classes") or NUM_CLASSES)
     print(f"trial {number} of study {attrs['study']} ({how}): {spec.num_layers} blocks, "
-          f"{row['flops'] / 1e6:.3g} MFLOPs, {int(row['params']):,} params", file=sys.stderr)
+          f"{format_value('flops', row['flops'])} FLOPs, {format_value('params', row['params'])} params", file=sys.stderr)
     weights = _weights(args, spec, row, attrs, num_classes)
     out = Path(args.out)
     paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), weights.model, out, formats,
@@ -143,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
               "train them on the study's dataset first", file=sys.stderr)
     elif weights.source == "kept":
         print(f"weights: trial {number}'s proxy run during the search ({weights.detail['file']})", file=sys.stderr)
+    if args.train_epochs is not None:
+        m = weights.detail.get("metrics") or {}
+        print(f"trained {args.train_epochs} epoch{'s' if args.train_epochs != 1 else ''}: validation accuracy "
+              f"{m.get('val_accuracy', float('nan')):.4g}, validation loss {m.get('val_loss', float('nan')):.4g}",
+              file=sys.stderr)
     return 0
 
 
