@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,11 +271,16 @@ def test_postgresql_workers_score_on_one_read_only_checkpoint(trained, postgres_
     assert (checkpoint.stat().st_mtime_ns, checkpoint.read_bytes()) == before
 
 
-def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(trained, monkeypatch):
+def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(trained, monkeypatch, capsys):
     monkeypatch.chdir(trained)
     if not (trained / "results" / "tiny" / "study.db").exists():
         assert main(["search", "tiny.yaml"]) == 0
+    capsys.readouterr()
     assert main(["export", "results/tiny", "--trial", "0", "--train-epochs", "1", "--format", "yaml",
                  "--out", "finetuned"]) == 0
     card = (trained / "finetuned" / "model_card.md").read_text()
     assert "inherited from the study's supernet" in card and "then fine-tuned for 1 epochs" in card
+    err = capsys.readouterr().err
+    assert "fine-tuning: 100%" in err  # the bar of the epochs
+    accuracy = re.search(r"trained 1 epoch: validation accuracy ([\d.]+),", err)
+    assert accuracy and f"proxy settings: validation accuracy {accuracy[1]}," in card
