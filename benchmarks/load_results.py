@@ -9,11 +9,13 @@ distinct ones.
 
     python benchmarks/load_results.py                  # 500, 1000, 2000, 5000 trials
     python benchmarks/load_results.py --sizes 500,5000 --repeat 3
+    python benchmarks/load_results.py --sizes 5000 --report   # and `movinas report` of that study
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sqlite3
 import sys
@@ -76,12 +78,14 @@ def make_study(root: Path, size: int, seed_trials: int) -> Path:
     return folder
 
 
-def best(fn, repeat: int) -> float:
+def best(fn, repeat: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the fastest of `repeat` calls (CPU: this process's, which a shared
+    machine inflates less than the wall clock)."""
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append((time.perf_counter() - t, time.process_time() - c))
     return min(times)
 
 
@@ -91,18 +95,26 @@ def main_(argv=None) -> None:
     p.add_argument("--seed-trials", type=int, default=500, help="trials of the real search each study starts from")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--dir", default="/tmp/movinas_bench_load")
+    p.add_argument("--report", action="store_true", help="also time `movinas report` on the largest study")
     args = p.parse_args(argv)
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)
-    print(f"{'trials':>7} {'Optuna get_trials s':>20} {'load_results s':>15} {'ratio':>6} {'rows':>6} {'cols':>5}")
+    print(f"{'trials':>7} {'Optuna get_trials s':>20} {'load_results s':>15} {'(CPU s)':>8} {'ratio':>6} "
+          f"{'rows':>6} {'cols':>5} {'load avg':>9}")
     for size in (int(s) for s in args.sizes.split(",")):
         folder = make_study(root, size, args.seed_trials)
         # a fresh study each time: Optuna caches finished trials in the process that read them
-        optuna_s = best(lambda f=folder: load_study(f).study.get_trials(deepcopy=False), args.repeat)
+        optuna_s, _ = best(lambda f=folder: load_study(f).study.get_trials(deepcopy=False), args.repeat)
         df = load_results(folder)
-        ours = best(lambda f=folder: load_results(f), args.repeat)
-        print(f"{size:7d} {optuna_s:20.2f} {ours:15.2f} {optuna_s / ours:6.1f} {len(df):6d} {df.shape[1]:5d}",
-              flush=True)
+        ours, cpu = best(lambda f=folder: load_results(f), args.repeat)
+        print(f"{size:7d} {optuna_s:20.2f} {ours:15.2f} {cpu:8.2f} {optuna_s / ours:6.1f} {len(df):6d} "
+              f"{df.shape[1]:5d} {os.getloadavg()[0]:9.1f}", flush=True)
+    if args.report:
+        out = root / "report"
+        t = time.perf_counter()
+        assert main(["report", str(folder), "--out", str(out)]) == 0
+        print(f"movinas report of {size} trials: {time.perf_counter() - t:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
 
 if __name__ == "__main__":
     main_()

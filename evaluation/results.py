@@ -18,7 +18,7 @@ from search_space.cost import COST_NAMES as COSTS  # the one list: the Cost fiel
 from search_space.space_schema import OPTIONS as SPEC_OPTIONS  # the ArchSpec options a space may search
 
 from .record import TrialRecord
-from .storage import OpenedStudy, ResultsError, load_study, read_records
+from .storage import OpenedStudy, ResultsError, gc_paused, load_study, read_records
 
 
 def load_results(path_or_storage_url: str | Path, study: str | None = None):
@@ -39,12 +39,17 @@ def load_results(path_or_storage_url: str | Path, study: str | None = None):
     return to_frame(load_study(path_or_storage_url, study))
 
 
-def to_frame(opened: OpenedStudy):
-    """The `load_results` DataFrame of a study already opened with `load_study`."""
+def to_frame(opened: OpenedStudy, records: list[TrialRecord] | None = None):
+    """The `load_results` DataFrame of a study already opened with `load_study` (of its `records`
+    when already read with `read_records`)."""
     import pandas as pd
 
-    rows = [_row(record, opened.info, opened.space) for record in read_records(opened)]
-    df = pd.DataFrame(rows)
+    fixed = _fixed(opened.info.get("space") or {})
+    with gc_paused():
+        rows = [_row(record, opened.info, opened.space, fixed) for record in
+                (read_records(opened) if records is None else records)]
+        df = pd.DataFrame(rows)
+        del rows
     # the columns a reader relies on exist even before any trial has them (a study just started)
     always = {"number": "int64", "state": "str", "outcome": "object", "reason": "object", "feasible": "boolean",
               "duration": "float64", **{o["name"]: "float64" for o in opened.info["objectives"]},
@@ -75,7 +80,7 @@ def objectives_of(df) -> dict[str, str]:
 # one trial
 
 
-def _row(record: TrialRecord, info: dict, space) -> dict[str, Any]:
+def _row(record: TrialRecord, info: dict, space, fixed: dict) -> dict[str, Any]:
     from search_space import SpecError
 
     row: dict[str, Any] = {
@@ -105,7 +110,7 @@ def _row(record: TrialRecord, info: dict, space) -> dict[str, Any]:
             spec = space.decode(record.params, name=f"{info['study']}-{record.number}")
         except (SpecError, KeyError):
             spec = None
-    row.update(_params(record.params, info.get("space") or {}, spec))
+    row.update(_params(record.params, fixed, spec))
     if spec is not None:
         row.update(spec_columns(spec))
     row.update({f"time_{k}": v for k, v in record.timing.items()})
@@ -128,24 +133,37 @@ def spec_columns(spec) -> dict[str, Any]:
     return cols
 
 
-def _params(params: dict, space: dict, spec) -> dict[str, Any]:
-    """Optuna parameters as stored, fixed multipliers filled in from the space, unused slots empty."""
-    out: dict[str, Any] = {}
+def _fixed(space: dict) -> dict[str, Any]:
+    """The multipliers a space fixes to one value (not Optuna parameters), as columns."""
     fixed = {"width_mult": space.get("width_mult"), "stem_width_mult": (space.get("stem") or {}).get("width_mult")}
     for i, st in enumerate(space.get("stages") or [], 1):
         fixed[f"s{i}_width_mult"] = st.get("width_mult")
-    for key, choices in fixed.items():
-        if isinstance(choices, list) and len(choices) == 1:
-            out[key] = choices[0]
-    out.update(params)
+    return {k: v[0] for k, v in fixed.items() if isinstance(v, list) and len(v) == 1}
+
+
+def _params(params: dict, fixed: dict, spec) -> dict[str, Any]:
+    """Optuna parameters as stored, fixed multipliers filled in from the space, unused slots empty."""
+    out = {**fixed, **params}
     depths = {i: len(s.blocks) for i, s in enumerate(spec.stages, 1)} if spec is not None else {}
-    for key in list(out):
-        slot = _slot(key)
-        if slot is not None:
-            depth = depths.get(slot[0], out.get(f"s{slot[0]}_depth"))
-            if isinstance(depth, int) and slot[1] > depth:
+    for stage, slots in _slots(tuple(out)):
+        depth = depths.get(stage, out.get(f"s{stage}_depth"))
+        if isinstance(depth, int):
+            for block, key in slots:  # deepest first
+                if block <= depth:
+                    break
                 out[key] = None
     return out
+
+
+@functools.lru_cache(maxsize=64)  # the same parameter names in (nearly) every trial
+def _slots(keys: tuple[str, ...]) -> tuple:
+    """((stage, ((block, key), ... deepest first)), ...) of the per-block names among `keys`."""
+    stages: dict[int, list] = {}
+    for key in keys:
+        slot = _slot(key)
+        if slot is not None:
+            stages.setdefault(slot[0], []).append((slot[1], key))
+    return tuple((stage, tuple(sorted(slots, reverse=True))) for stage, slots in stages.items())
 
 
 @functools.lru_cache(maxsize=4096)  # the same few hundred parameter names, in every trial
