@@ -32,8 +32,10 @@ NOISE = (
     b"WARNING:absl:Importing a function",  # tf.saved_model.load of functions saved without gradients
     b"WARNING:absl:Fingerprint not found",
 )
-# a line that may still turn out to be noise once the rest of it arrives
-_MAYBE = re.compile(rb"^(?:[IWE]\d{0,4}(?: .*)?|W(?:A(?:R(?:N(?:I(?:N(?:G(?::.*)?)?)?)?)?)?)?|T(?:o(?: .*)?)?)$", re.S)
+# a line that may still turn out to be noise once the rest of it arrives; LiteRT writes its
+# "INFO: " prefix and the message in separate writes
+_MAYBE = re.compile(rb"^(?:[IWE]\d{0,4}(?: .*)?|W(?:A(?:R(?:N(?:I(?:N(?:G(?::.*)?)?)?)?)?)?)?|I(?:N(?:F(?:O(?::.*)?)?)?)?"
+                    rb"|T(?:o(?: .*)?)?)$", re.S)
 
 
 def is_noise(line: bytes) -> bool:
