@@ -131,12 +131,15 @@ def hypervolume_history(df, objectives: Mapping[str, str],
     ordered = df.sort_values("number", kind="stable")
     pool = set(candidates(ordered, objectives, feasible_only).index)
     loss = _loss(ordered, objectives)
-    points: list[np.ndarray] = []
+    front = np.empty((0, len(objectives)))  # the non-dominated points inside the reference so far
     out, current = [], 0.0
     for pos, (idx, number) in enumerate(zip(ordered.index, ordered["number"])):
-        if idx in pool:
-            points.append(loss[pos])
-            current = _hv(np.array(points), ref)
+        point = loss[pos]
+        # a point outside the reference or weakly dominated by the front adds no volume: no recount,
+        # so a long history costs one hypervolume of the (small) front per improvement
+        if idx in pool and np.all(point <= ref) and not np.any(np.all(front <= point, axis=1)):
+            front = np.vstack([front[~np.all(point <= front, axis=1)], point])
+            current = _hv(front, ref)
         out.append((int(number), current))
     return pd.DataFrame(out, columns=["number", "hypervolume"])
 

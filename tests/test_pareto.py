@@ -115,6 +115,17 @@ def test_hypervolume_history_grows_to_the_final_value(random_trials):
         assert hist["hypervolume"].iloc[n] == pytest.approx(hypervolume(head, objectives, ref))
 
 
+def test_hypervolume_history_is_the_hypervolume_of_every_prefix_with_a_tight_reference(random_trials):
+    """The history recounts only when the front improves; every entry still equals a full count,
+    with a reference that leaves some points outside."""
+    objectives = {"val_accuracy": "maximize", "flops": "minimize", "params": "minimize"}
+    ref = {"val_accuracy": 0.3, "flops": 5e8, "params": 3e5}
+    hist = hypervolume_history(random_trials, objectives, ref)
+    for n in range(len(random_trials)):
+        head = random_trials[random_trials["number"] <= n]
+        assert hist["hypervolume"].iloc[n] == pytest.approx(hypervolume(head, objectives, ref)), n
+
+
 @pytest.mark.parametrize("rule, expected", [
     ("val_accuracy under flops<=3e8", "max val_accuracy among flops <= 3e8"),
     ("val_accuracy under flops <= 300M", "max val_accuracy among flops <= 3e8"),
