@@ -7,7 +7,7 @@
    MACs, the zero-cost scores, and the accuracy / loss after epoch k of the reference run of one
    seed (compared with the mean over the *other* seeds, so the proxy and the truth share no
    training noise). Kendall tau and Spearman rho with 95% bootstrap intervals, seconds per arch.
-3. `samplers`: TPE, NSGA-II and random searching the table as `proxy: {kind: table}` does, in
+3. `samplers`: TPE, NSGA-II, random (and GP when torch is installed) searching the table as `proxy: {kind: table}` does, in
    memory (`table_search`, so that seeds x samplers take seconds): hypervolume of accuracy vs FLOPs (normalized by the table's best
    accuracy and the space's largest FLOPs, reference point (0, 1.1 x largest FLOPs)), mean +- sd
    over seeds and wins against random at the same seed.
@@ -40,6 +40,12 @@ from evaluation.table import PROTOCOL, arch_means, load_table, reproducibility, 
 TABLE = Path(__file__).resolve().parent.parent / "results" / "bench" / "table.csv"
 ZERO_COST_CACHE = TABLE.parent / "zero_cost.csv"
 SAMPLERS = {"random": {}, "tpe": {"n_startup_trials": 10}, "nsga2": {"population_size": 10}}
+try:  # Optuna's GP sampler needs torch, an optional dependency
+    import torch  # noqa: F401
+
+    SAMPLERS["gp"] = {"n_startup_trials": 10}
+except ImportError:
+    pass
 
 
 def bench_table(table) -> None:
@@ -145,30 +151,32 @@ def _sampler(name: str, seed: int):
     import optuna
 
     classes = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler,
-               "nsga2": optuna.samplers.NSGAIISampler}
+               "nsga2": optuna.samplers.NSGAIISampler, "gp": optuna.samplers.GPSampler}
     return classes[name](seed=seed, **SAMPLERS[name])
 
 
-def table_search(name: str, seed: int, trials: int, lookup, space, cost_of) -> np.ndarray:
-    """A search over the table as `movinas search` with `proxy: {kind: table}` runs it (the space's
-    parameters through the Optuna trial, architectures the table lacks and repeats rejected
-    untrained as PRUNED and not counted), in memory: losses (-accuracy, flops) of the front."""
+def table_search(name: str, seed: int, trials: int, lookup, space, cost_of) -> tuple[np.ndarray, int]:
+    """A search of `trials` trials over the table, in memory, with the space's parameters through
+    the Optuna trial, as `movinas search` with `proxy: {kind: table}` runs it. Every proposal is a
+    trial of the budget: a re-proposed architecture is told its known values again (nothing new is
+    learnt: the budget is spent), one the table lacks fails untrained. Returns the front's losses
+    (-accuracy, flops) and the number of distinct architectures evaluated."""
     import optuna
 
     from nas.trial import spec_id
 
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(name, seed))
     seen: set[str] = set()
-    while len(seen) < trials and len(study.trials) < 100 * trials:
+    for _ in range(trials):
         trial = study.ask()
         arch = spec_id(space.sample(trial))
         row = lookup.get(arch)
-        if row is None or arch in seen:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        if row is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         seen.add(arch)
         study.tell(trial, [row["val_accuracy"], cost_of[arch]])
-    return np.array([[-t.values[0], t.values[1]] for t in study.best_trials])
+    return np.array([[-t.values[0], t.values[1]] for t in study.best_trials]), len(seen)
 
 
 def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
@@ -185,23 +193,29 @@ def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
     max_flops = max(estimate_cost(space.decode(p), num_classes=10).flops for p in _grid(space))
     best = max(r["val_accuracy"] for r in lookup.rows.values())
     reference, scale = np.array([0.0, 1.1 * max_flops]), np.array([best, max_flops])
-    print(f"\n== samplers on the table: maximize val_accuracy, minimize flops; {trials} counted trials x {seeds} "
+    print(f"\n== samplers on the table: maximize val_accuracy, minimize flops; {trials} trials x {seeds} "
           f"seeds; the table holds {len(lookup.rows)} of the 96 architectures (the others are rejected untrained); "
           "hypervolume normalized by (best accuracy in the table, largest FLOPs of the space), reference (0, 1.1)")
     hv: dict[str, list[float]] = {name: [] for name in SAMPLERS}
+    distinct: dict[str, list[int]] = {name: [] for name in SAMPLERS}
     seconds = dict.fromkeys(SAMPLERS, 0.0)
     for seed in range(seeds):
         for name in SAMPLERS:
             t = time.perf_counter()
-            hv[name].append(hypervolume(table_search(name, seed, trials, lookup, space, cost_of), reference, scale))
+            front, n = table_search(name, seed, trials, lookup, space, cost_of)
+            hv[name].append(hypervolume(front, reference, scale))
+            distinct[name].append(n)
             seconds[name] += time.perf_counter() - t
-    print(f"{'sampler':8} {'HV mean':>8} {'sd':>7} {'vs random':>9} {'wins':>7} {'ties':>5} {'s/search':>9}")
+    print(f"{'sampler':8} {'HV mean':>8} {'sd':>7} {'vs random':>9} {'wins':>7} {'ties':>5} {'archs':>6} "
+          f"{'s/search':>9}")
     for name, values in hv.items():
         wins = sum(a > b for a, b in zip(values, hv["random"]))
         ties = sum(a == b for a, b in zip(values, hv["random"]))
         print(f"{name:8} {statistics.mean(values):8.4f} {statistics.stdev(values):7.4f} "
               f"{statistics.mean(values) / statistics.mean(hv['random']):9.3f} {wins:3d}/{seeds:<3d} {ties:5d} "
-              f"{seconds[name] / seeds:9.2f}")
+              f"{statistics.mean(distinct[name]):6.1f} {seconds[name] / seeds:9.2f}")
+    print("archs: distinct architectures evaluated per search (the rest of the trials re-proposed known ones"
+          + (" or ones the table lacks" if len(lookup.rows) < len(_grid(space)) else "") + ")")
 
 
 def _grid(space):
@@ -239,7 +253,7 @@ def main() -> None:
                         default=["table", "proxies", "samplers", "speed"])
     parser.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost scores (slow)")
     parser.add_argument("--seeds", type=int, default=20, help="sampler seeds")
-    parser.add_argument("--trials", type=int, default=30, help="counted trials per sampler search")
+    parser.add_argument("--trials", type=int, default=30, help="trials (proposals) per sampler search")
     args = parser.parse_args()
     table = load_table(args.table)
     if "table" in args.only:

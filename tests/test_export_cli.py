@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,13 @@ def test_untrained_export_says_so_loudly_and_matches_the_cost_model(reference_df
 
     import search_space.builder  # noqa: F401
 
+    # a copy of the reference whose trial lost its kept weights: the export falls back to fresh ones
     number = int(reference_df.loc[reference_df["state"] == "COMPLETE", "number"].iloc[0])
+    study = tmp_path / "reference"
+    shutil.copytree(REFERENCE, study)
+    (study / "trials" / str(number) / "weights.npz").unlink()
     out = tmp_path / "plain"
-    assert main(["export", str(REFERENCE), "--trial", str(number), "--format", "yaml,keras", "--out", str(out)]) == 0
+    assert main(["export", str(study), "--trial", str(number), "--format", "yaml,keras", "--out", str(out)]) == 0
     assert "WARNING: the exported weights are RANDOMLY INITIALIZED" in capsys.readouterr().err
     assert "RANDOMLY INITIALIZED, not trained" in (out / "model_card.md").read_text()
     row = reference_df[reference_df["number"] == number].iloc[0]

@@ -149,7 +149,7 @@ def test_mixed_precision_on_cpu_trains_to_finite_metrics(data):
 
 
 def test_a_3d_network_learns_the_motion_classes_and_its_single_frame_twin_does_not():
-    """The demo's data and budget: 4 classes (right, left, clockwise, counter-clockwise), 32 px.
+    """The motion dataset at the old demo's budget: 4 classes (right, left, clockwise, counter-clockwise), 32 px.
     A network of the small space learns them from clips; from one frame per clip it stays near
     chance (0.25), since no single frame carries the class."""
     from evaluation.datasets import single_frame

@@ -27,15 +27,15 @@ TRAINED = {"space": "small", "dataset": DATA, "proxy": {"epochs": 2, "batch_size
 
 def test_reference_run_reads_through_the_record_with_the_same_front():
     records = [read_trial(t) for t in load_study(REFERENCE).study.get_trials()]
-    assert Counter(r.outcome for r in records) == {Outcome.COMPLETE: 8, Outcome.DUPLICATE: 24,
-                                                   Outcome.EARLY_STOPPED: 4, Outcome.INFEASIBLE: 3}
-    assert all(r.schema == 1 and r.arch_spec() is not None for r in records)  # stored before the version was
+    assert Counter(r.outcome for r in records) == {Outcome.COMPLETE: 7, Outcome.EARLY_STOPPED: 5,
+                                                   Outcome.INFEASIBLE: 3}
+    assert all(r.schema == 2 and r.arch_spec() is not None for r in records)
     assert sum(r.counted for r in records) == 12
     df = load_results(REFERENCE)
     front = pareto_front(df, objectives_of(df))
-    assert front["number"].tolist() == [37, 16, 4, 5]
-    assert front["val_accuracy"].round(6).tolist() == [0.738281, 0.714844, 0.691406, 0.476562]
-    assert front["flops"].tolist() == [3520000, 3372544, 3242496, 2732544]
+    assert front["number"].tolist() == [8, 5, 7]
+    assert front["val_accuracy"].round(6).tolist() == [0.53125, 0.4125, 0.2875]
+    assert front["flops"].tolist() == [8655872, 4885952, 4388288]
 
 
 @pytest.mark.parametrize("state, stored, outcome", [

@@ -1,6 +1,6 @@
 """`movinas demo`: a real search, small enough for a laptop CPU, then the report.
 
-Runs `nas/configs/demo.yaml` (the `small` space, synthetic motion clips, 8 trials of a 4-epoch proxy)
+Runs `nas/configs/demo.yaml` (the `bench` space, the graded synthetic task, 8 trials of a 6-epoch proxy)
 through the same driver as `movinas search`; running it again resumes or just reprints the result.
 """
 
@@ -19,8 +19,8 @@ def register(subparsers) -> None:
         "demo",
         help="a small real search on synthetic clips (a few minutes on a CPU), then the report",
         description=(
-            "Search the small MoViNet space for the best accuracy / FLOPs trade-off on the built-in synthetic "
-            "motion dataset: each trial samples an architecture, rejects it untrained if it breaks the FLOPs "
+            "Search the bench MoViNet space (96 architectures) for the best accuracy / FLOPs trade-off on the "
+            "built-in graded synthetic video task (10 motion classes): each trial samples an architecture, rejects it untrained if it breaks the FLOPs "
             "budget, else trains it for 6 short epochs (stopping early when a finished trial beats it at no "
             "more cost). Prints the Pareto front and writes the report into the results folder. Running it "
             "again resumes the study; delete the folder to start over. The config is nas/configs/demo.yaml."
