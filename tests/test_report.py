@@ -130,6 +130,28 @@ def test_importances_need_completed_trials_and_say_so(costs):
     assert any("at least 3 completed trials, the study has 1" in t for t in _texts(fig))
 
 
+def test_report_importances_come_from_the_trials_read_and_sample_a_large_study(costs, monkeypatch):
+    """The report's importances: Optuna's evaluator on the completed trials the report has read (the
+    same numbers as on the study read through Optuna's storage); above IMPORTANCE_TRIALS completed
+    trials, a seeded sample of that many, which the caption says."""
+    from evaluation import report
+    from evaluation.plots import param_importances
+    from evaluation.storage import read_records
+
+    opened = load_study(costs)
+    records = read_records(opened)
+    study, note = report._importance_study(opened, records)
+    assert isinstance(study, optuna.Study) and note == ""
+    assert param_importances(study, "flops") == param_importances(opened, "flops")
+    complete = sum(r.state == "COMPLETE" for r in records)
+    assert complete > 3
+    monkeypatch.setattr(report, "IMPORTANCE_TRIALS", 3)
+    sample, note = report._importance_study(opened, records)
+    assert len(sample.trials) == 3 and note == f" (a sample of 3 of the {complete} completed trials)"
+    assert sample.trials == report._importance_study(opened, records)[0].trials  # seeded
+    assert note in write_report(costs)["markdown"].read_text()
+
+
 def test_architecture_diagram_has_a_box_per_block_with_kernel_and_width():
     from matplotlib.patches import FancyBboxPatch
 
