@@ -153,6 +153,7 @@ def _prepare(session, archs: list[dict]) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import optuna
 
+    from evaluation.record import read_trial
     from evaluation.table import PROTOCOL, export_table
 
     from ..study import drive, tally
@@ -189,10 +190,11 @@ def run_generate(args: argparse.Namespace) -> int:
             loads[str(trial.number)] = round(os.getloadavg()[0], 2)
             study.set_user_attr("load_avg", loads)
             export_table(out)
-            state = "complete" if trial.state.name == "COMPLETE" else trial.user_attrs.get("outcome", trial.state.name)
+            record = read_trial(trial)
+            state = record.outcome.value if record.outcome else trial.state.name
             print(f"bench {study.study_name}: trial {trial.number} {state} val_accuracy "
-                  f"{trial.user_attrs.get('metrics', {}).get('val_accuracy', float('nan')):.3f} "
-                  f"({trial.user_attrs.get('metrics', {}).get('seconds', float('nan')):.0f} s)", file=sys.stderr, flush=True)
+                  f"{record.metrics.get('val_accuracy', float('nan')):.3f} "
+                  f"({record.metrics.get('seconds', float('nan')):.0f} s)", file=sys.stderr, flush=True)
 
         started = 0
         for i in range(len(archs)):  # architecture by architecture, every seed of one before the next
