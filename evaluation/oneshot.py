@@ -12,7 +12,8 @@ A resumed run therefore continues exactly where the last checkpoint left it.
 The step runs eagerly: each sub-network is its own graph and tracing one per step would cost more
 than it saves. Under a `tf.distribute` strategy the step runs on every replica (its share of the
 batch), gradients are summed across replicas in cross-replica context and applied once; the same
-code serves MirroredStrategy on one machine and MultiWorkerMirroredStrategy across machines.
+code serves MirroredStrategy on one machine and MultiWorkerMirroredStrategy across machines, where
+every worker reads the checkpoint and only the chief writes it.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
                    log: Any = None) -> dict:
     """Train (or resume) the supernet of `space` on `dataset`; checkpoints go to `checkpoint`.
 
-    Returns a summary: steps run now, final step, seconds per step, last losses. An existing
-    checkpoint of another space or class count raises ValueError and is left as it is.
+    Returns a summary: steps run now, final step, seconds per step, last losses, whether this process
+    is the chief (under MultiWorkerMirroredStrategy only the chief writes `checkpoint`). An existing
+    checkpoint of another space or class count, or workers that read different checkpoints, raise
+    ValueError; the file is left as it is.
     """
     import keras
     import tensorflow as tf
@@ -56,6 +59,7 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ValueError(f"supernet.batch_size: {config.batch_size}, must be a multiple of the {replicas} replicas")
+    chief = bool(strategy.extended.should_checkpoint)  # MultiWorkerMirroredStrategy: only task 0 writes
     meta = arrays = None
     if checkpoint.exists():
         meta, arrays = read_checkpoint(checkpoint)
@@ -76,13 +80,44 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
             weights = net.trainable
             optimizer.build(weights)
         start = restore(checkpoint, meta, arrays, net, optimizer) if meta is not None else 0
-        return _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start, progress, log,
-                     lambda s: estimate_cost(s, num_classes=k).params)
+        _check_same_start(strategy, checkpoint, start, _digest(arrays) if arrays is not None else 0)
+        summary = _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start,
+                        progress and chief, log, chief, lambda s: estimate_cost(s, num_classes=k).params)
+        return {**summary, "chief": chief, "worker": _task(strategy)}
     finally:
         keras.config.set_dtype_policy(policy)
 
 
-def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start, progress, log, params_of):
+def _task(strategy) -> str:
+    """This worker's task in a MultiWorkerMirroredStrategy cluster (`worker 1`); `worker 0` otherwise."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return f"{getattr(resolver, 'task_type', None) or 'worker'} {int(getattr(resolver, 'task_id', None) or 0)}"
+
+
+def _digest(arrays: dict) -> int:
+    """CRC-32 of a checkpoint's arrays: equal on every worker that read the same file."""
+    crc = 0
+    for key in sorted(arrays):
+        crc = zlib.crc32(np.ascontiguousarray(arrays[key]).tobytes(), zlib.crc32(key.encode(), crc))
+    return crc
+
+
+def _check_same_start(strategy, checkpoint, start: int, digest: int) -> None:
+    """Every worker resumes at the same step from the same checkpoint (one gather across replicas);
+    otherwise every worker raises the same ValueError instead of training out of step."""
+    import tensorflow as tf
+
+    mine = tf.constant([[start, digest]], tf.float64)  # exact: steps and a 32-bit CRC
+    seen = strategy.gather(strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0)
+    seen = np.asarray(seen.numpy(), dtype=np.int64)
+    if (seen != seen[:1]).any():
+        steps = ", ".join(str(int(v)) for v in seen[:, 0])
+        raise ValueError(f"{checkpoint}: the workers read different checkpoints (steps {steps} per replica); "
+                         "every worker must read the chief's checkpoint (a file system they share)")
+
+
+def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start, progress, log, chief,
+          params_of):
     import tensorflow as tf
     from tqdm.auto import tqdm
 
@@ -137,13 +172,13 @@ def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, 
         seen += 1
         bar.set_postfix_str(" ".join(f"{s / 1e3:.0f}k:{v:.3f}" for s, v in zip(sizes, losses)))
         bar.update(1)
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+        if chief and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
             save_checkpoint(checkpoint, net, optimizer, step + 1, meta)
             if log is not None:
                 log(f"checkpoint {checkpoint} at step {step + 1}")
     bar.close()
     seconds = time.perf_counter() - t0
-    if start >= config.steps and not checkpoint.exists():
+    if chief and start >= config.steps and not checkpoint.exists():
         save_checkpoint(checkpoint, net, optimizer, start, meta)
     return {"steps_run": seen, "step": max(start, config.steps), "seconds": seconds,
             "seconds_per_step": seconds / seen if seen else None, "losses": losses, "sizes": sizes,
@@ -225,7 +260,8 @@ def _sliced_step(net, weights, optimizer, strategy, config, specs, largest_masks
             scaled = total / replicas
             if hasattr(optimizer, "scale_loss"):
                 scaled = optimizer.scale_loss(scaled)
-        return tape.gradient(scaled, weights, unconnected_gradients=tf.UnconnectedGradients.ZERO), out
+        grads = tape.gradient(scaled, weights)  # eager ZERO fill fails on Keras variables (dtype a string)
+        return [tf.zeros(w.shape, w.value.dtype) if g is None else g for g, w in zip(grads, weights)], out
 
     grads, out = strategy.run(replica, args=(dx, dy))
     return ([strategy.reduce("SUM", g, axis=None) for g in grads],

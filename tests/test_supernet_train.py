@@ -148,6 +148,21 @@ def test_training_under_a_two_device_mirrored_strategy_keeps_replicas_in_sync(tm
     assert meta["step"] == 2
 
 
+def test_sub_networks_that_cannot_run_as_masks_train_in_the_eager_step(tmp_path):
+    from evaluation.datasets import synthetic
+    from evaluation.oneshot_train import train_supernet
+    from search_space.supernet import Supernet
+
+    space = SearchSpace.from_yaml(SPACE.replace("kernels: [1x3x3, 3x3x3]", "kernels: [1x1x1, 1x3x3]"))
+    cfg = SupernetConfig(steps=1, batch_size=4, random_subnets=1, checkpoint_every=1)
+    net = Supernet(space, 3)
+    assert any(net.masks(s) is None for s in sandwich(net, cfg, 0, 0))  # a 1x1x1 kernel: no mask of the 1x3x3
+    data = synthetic(num_classes=3, clips_per_class=4, frames=4, resolution=16)
+    r = train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False)
+    assert r["step"] == 1 and len(r["losses"]) == 3 and all(np.isfinite(r["losses"]))
+    assert read_checkpoint(tmp_path / "ck.npz")[0]["step"] == 1
+
+
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(trained, tmp_path):
     folder = _folder(tmp_path)
     checkpoint = folder / "results" / "tiny" / "supernet.npz"

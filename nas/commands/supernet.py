@@ -66,17 +66,26 @@ def run_train(args: argparse.Namespace) -> int:
     from evaluation.oneshot_train import make_strategy, train_supernet
 
     try:
+        strategy = make_strategy(cfg.strategy)
+    except ValueError as exc:  # a malformed TF_CONFIG
+        where = "TF_CONFIG" if cfg.strategy == "multi_worker" else f"strategy {cfg.strategy}"
+        raise UsageError(f"{where}: {' '.join(str(exc).split())}") from None
+    try:
         summary = train_supernet(space, data, cfg, path, seed=config.seed or 0, num_classes=num_classes,
-                                 strategy=make_strategy(cfg.strategy), progress=not args.quiet)
+                                 strategy=strategy, progress=not args.quiet)
     except ValueError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
     net = summary.pop("net")
+    per = f", {summary['seconds_per_step']:.2f} s/step" if summary["seconds_per_step"] else ""
+    done = f"supernet of space {space.name!r}: step {summary['step']} of {cfg.steps} ({summary['steps_run']} now{per})"
+    losses = f"; losses {' '.join(f'{v:.4f}' for v in summary['losses'])}" if summary["losses"] else ""
+    if not summary["chief"]:  # another worker of a MultiWorkerMirroredStrategy: the chief writes
+        print(f"{done}, {summary['worker']}: checkpoint written by the chief to {path}{losses}")
+        return 0
     record = {k: summary[k] for k in ("step", "steps_run", "seconds", "seconds_per_step", "losses", "sizes",
                                       "replicas")}
     record.update(checkpoint=str(path), space=space.name, shared_weights=sum(int(w.numpy().size)
                                                                               for w in net.variables.values()))
     (path.parent / "supernet.json").write_text(json.dumps(record, indent=2) + "\n")
-    per = f", {summary['seconds_per_step']:.2f} s/step" if summary["seconds_per_step"] else ""
-    print(f"supernet of space {space.name!r}: step {summary['step']} of {cfg.steps} ({summary['steps_run']} now"
-          f"{per}), checkpoint {path}")
+    print(f"{done}, checkpoint {path}{losses}")
     return 0
