@@ -155,21 +155,23 @@ def _sampler(name: str, seed: int):
     return classes[name](seed=seed, **SAMPLERS[name])
 
 
-def table_search(name: str, seed: int, trials: int, lookup, space, cost_of) -> tuple[np.ndarray, int]:
+def table_search(name: str, seed: int, trials: int, lookup, space, cost_of,
+                 resample: bool = True) -> tuple[np.ndarray, int]:
     """A search of `trials` trials over the table, in memory, with the space's parameters through
-    the Optuna trial, as `movinas search` with `proxy: {kind: table}` runs it. Every proposal is a
-    trial of the budget: a re-proposed architecture is told its known values again (nothing new is
-    learnt: the budget is spent), one the table lacks fails untrained. Returns the front's losses
+    the Optuna trial, as `movinas search` with `proxy: {kind: table}` runs it: a proposal repeating
+    an evaluated architecture is re-sampled (`nas.trial.sample_distinct`) unless `resample` is off.
+    Every trial is one of the budget: one that still repeats an architecture is told its known values
+    again (nothing new is learnt), one the table lacks fails untrained. Returns the front's losses
     (-accuracy, flops) and the number of distinct architectures evaluated."""
     import optuna
 
-    from nas.trial import spec_id
+    from nas.trial import sample_distinct, spec_id
 
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=_sampler(name, seed))
     seen: set[str] = set()
     for _ in range(trials):
         trial = study.ask()
-        arch = spec_id(space.sample(trial))
+        arch = spec_id(sample_distinct(trial, space, seen, seed=seed) if resample else space.sample(trial))
         row = lookup.get(arch)
         if row is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -179,7 +181,7 @@ def table_search(name: str, seed: int, trials: int, lookup, space, cost_of) -> t
     return np.array([[-t.values[0], t.values[1]] for t in study.best_trials]), len(seen)
 
 
-def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
+def bench_samplers(table_path: Path, table, seeds: int, trials: int, resample: bool = True) -> None:
     import optuna
     from search import hypervolume
 
@@ -195,14 +197,15 @@ def bench_samplers(table_path: Path, table, seeds: int, trials: int) -> None:
     reference, scale = np.array([0.0, 1.1 * max_flops]), np.array([best, max_flops])
     print(f"\n== samplers on the table: maximize val_accuracy, minimize flops; {trials} trials x {seeds} "
           f"seeds; the table holds {len(lookup.rows)} of the 96 architectures (the others are rejected untrained); "
-          "hypervolume normalized by (best accuracy in the table, largest FLOPs of the space), reference (0, 1.1)")
+          "hypervolume normalized by (best accuracy in the table, largest FLOPs of the space), reference (0, 1.1); "
+          + ("re-proposed architectures re-sampled as movinas search does" if resample else "plain Optuna samplers"))
     hv: dict[str, list[float]] = {name: [] for name in SAMPLERS}
     distinct: dict[str, list[int]] = {name: [] for name in SAMPLERS}
     seconds = dict.fromkeys(SAMPLERS, 0.0)
     for seed in range(seeds):
         for name in SAMPLERS:
             t = time.perf_counter()
-            front, n = table_search(name, seed, trials, lookup, space, cost_of)
+            front, n = table_search(name, seed, trials, lookup, space, cost_of, resample)
             hv[name].append(hypervolume(front, reference, scale))
             distinct[name].append(n)
             seconds[name] += time.perf_counter() - t
@@ -254,6 +257,8 @@ def main() -> None:
     parser.add_argument("--no-zero-cost", action="store_true", help="skip the zero-cost scores (slow)")
     parser.add_argument("--seeds", type=int, default=20, help="sampler seeds")
     parser.add_argument("--trials", type=int, default=30, help="trials (proposals) per sampler search")
+    parser.add_argument("--no-resample", action="store_true",
+                        help="plain Optuna samplers: no re-sampling of re-proposed architectures")
     args = parser.parse_args()
     table = load_table(args.table)
     if "table" in args.only:
@@ -261,7 +266,7 @@ def main() -> None:
     if "proxies" in args.only:
         bench_proxies(table, zero_cost=not args.no_zero_cost)
     if "samplers" in args.only:
-        bench_samplers(args.table, table, args.seeds, args.trials)
+        bench_samplers(args.table, table, args.seeds, args.trials, resample=not args.no_resample)
     if "speed" in args.only:
         bench_speed()
 

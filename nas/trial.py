@@ -214,40 +214,10 @@ class Runner:
         return values
 
     def _sample(self, trial, taken: dict[str, int]):
-        """The trial's architecture (`taken`: the trained or training ones, `_taken_architectures`).
-
-        A proposal that repeats a taken architecture is re-sampled up to `DUPLICATE_RESAMPLES` times
-        before the trial keeps it (and is rejected as a duplicate): the i-th re-sample asks the
-        sampler again and re-draws i of its parameters uniformly at random. Asking alone is not
-        enough: TPE proposes the argmax of its density ratio, so in a small space it keeps
-        proposing its favourite. Proposals are drawn through the sampler's API without storing
-        anything; the one kept is then suggested to the trial, fixed (`PartialFixedSampler`). Grid
-        samplers and queued trials (parameters given: retries, enqueued presets) keep their own."""
-        import numpy as np
-        import optuna
-
-        name = f"{self.config.study}-{trial.number}"
-        study, sampler = trial.study, trial.study.sampler
-        frozen = trial.storage.get_trial(trial._trial_id)
-        if (isinstance(sampler, optuna.samplers.GridSampler) or frozen.params
-                or frozen.system_attrs.get("fixed_params")):
-            return self.space.sample(trial, name=name)
-        choices = self.space.param_choices()
-        varied = [k for k, c in choices.items() if len(c) > 1]
-        rng = np.random.default_rng([self.config.seed or 0, trial.number])
-        for attempt in range(1 + DUPLICATE_RESAMPLES):
-            params = _propose(study, sampler, frozen, choices)
-            for key in [varied[i] for i in rng.permutation(len(varied))[:attempt]]:
-                params[key] = choices[key][rng.integers(len(choices[key]))]
-            if spec_id(self.space.decode(params, name=name)) not in taken:
-                break
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.sampler = optuna.samplers.PartialFixedSampler(params, sampler)
-        try:
-            return self.space.sample(trial, name=name)
-        finally:
-            study.sampler = sampler
+        """The trial's architecture (`taken`: the trained or training ones, `_taken_architectures`);
+        see `sample_distinct`."""
+        return sample_distinct(trial, self.space, taken, seed=self.config.seed or 0,
+                               name=f"{self.config.study}-{trial.number}")
 
     def _raise_rejected(self, trial, outcome: Outcome, reason: str) -> NoReturn:
         """End a trial untrained (PRUNED): it breaks a constraint or repeats a trained architecture."""
@@ -370,6 +340,43 @@ def _taken_architectures(trial) -> dict[str, int]:
         if t.state == TrialState.RUNNING or read_trial(t).counted:
             taken[arch] = t.number
     return taken
+
+
+def sample_distinct(trial, space, taken, *, seed: int = 0, name: str = "sampled"):
+    """The architecture of the Optuna `trial` sampled from `space`, avoiding those in `taken`
+    (spec ids: a dict or set).
+
+    A proposal that repeats a taken architecture is re-sampled up to `DUPLICATE_RESAMPLES` times
+    before the trial keeps it (and is rejected as a duplicate): the i-th re-sample asks the
+    sampler again and re-draws i of its parameters uniformly at random. Asking alone is not
+    enough: TPE proposes the argmax of its density ratio, so in a small space it keeps
+    proposing its favourite. Proposals are drawn through the sampler's API without storing
+    anything; the one kept is then suggested to the trial, fixed (`PartialFixedSampler`). Grid
+    samplers and queued trials (parameters given: retries, enqueued presets) keep their own."""
+    import numpy as np
+    import optuna
+
+    study, sampler = trial.study, trial.study.sampler
+    frozen = trial.storage.get_trial(trial._trial_id)
+    if (isinstance(sampler, optuna.samplers.GridSampler) or frozen.params
+            or frozen.system_attrs.get("fixed_params")):
+        return space.sample(trial, name=name)
+    choices = space.param_choices()
+    varied = [k for k, c in choices.items() if len(c) > 1]
+    rng = np.random.default_rng([seed, trial.number])
+    for attempt in range(1 + DUPLICATE_RESAMPLES):
+        params = _propose(study, sampler, frozen, choices)
+        for key in [varied[i] for i in rng.permutation(len(varied))[:attempt]]:
+            params[key] = choices[key][rng.integers(len(choices[key]))]
+        if spec_id(space.decode(params, name=name)) not in taken:
+            break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.sampler = optuna.samplers.PartialFixedSampler(params, sampler)
+    try:
+        return space.sample(trial, name=name)
+    finally:
+        study.sampler = sampler
 
 
 def _propose(study, sampler, frozen, choices: dict) -> dict:
