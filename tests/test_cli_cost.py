@@ -201,7 +201,7 @@ def test_screen_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_demo_runs_a_real_search_and_writes_the_report(tmp_path, capsys):
-    code, out, err = run_cli(capsys, "demo", "--trials", "2", "--results-dir", str(tmp_path))
+    code, out, err = run_cli(capsys, "demo", "--trials", "1", "--results-dir", str(tmp_path))
     assert code == 0, err
     assert "Pareto front" in out and "val_accuracy" in out
     folder = tmp_path / "demo"
