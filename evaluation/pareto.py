@@ -219,6 +219,9 @@ def _known(column: str, columns: Sequence[str], rule: str) -> None:
         raise ValueError(f"rule {rule!r}: unknown column {column!r}; columns: {', '.join(columns)}")
 
 
+TIE_COSTS = ("flops", "params")  # ties on the objective go to the lower of these, in order (also the search bar)
+
+
 def best_trial(df, rule: str):
     """The COMPLETE trial (a row of `df`) that is best by `rule` among those meeting its conditions,
     e.g. `best_trial(df, "val_accuracy under flops<=1e9")`. Ties go to the lower cost (flops, then
@@ -237,7 +240,7 @@ def best_trial(df, rule: str):
     if pool.empty:
         raise ValueError(f"rule {rule!r}: no COMPLETE trial qualifies ({complete} complete"
                          f"{', none meets the conditions' if conditions and complete else ''})")
-    ties = [c for c in ("flops", "params") if c in pool and c != column]
+    ties = [c for c in TIE_COSTS if c in pool and c != column]
     ordered = pool.sort_values([column, *ties, "number"], ascending=[direction == "minimize", *[True] * len(ties), True],
                                kind="stable", na_position="last")
     return ordered.iloc[0]

@@ -312,7 +312,7 @@ class Progress:
                 self._report(t)
         running = [read_trial(t) for t in trials if t.state.name == "RUNNING"]
         self.training = ", ".join(self._epoch_text(r.number, r.curve[-1]) for r in running if r.curve)
-        self._refresh()
+        self._refresh(trials)
 
     def _epoch_text(self, number: int, entry: dict) -> str:
         from evaluation.report import format_value
@@ -334,14 +334,16 @@ class Progress:
         self._write(f"trial {t.number} {record.outcome.value.replace('_', '-')} {seconds:.1f}s  "
                     f"{values or record.reason or ''}")
 
-    def _refresh(self) -> None:
+    def _refresh(self, trials=None) -> None:
+        """Redraw the count and the summary (`trials`: the study's, when the caller just read them)."""
         if self.bar is None:
             return
         from collections import Counter
 
         from evaluation.report import format_value
 
-        records = [read_trial(t) for t in self.study.get_trials(deepcopy=False)]
+        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
+        records = [read_trial(t) for t in trials]
         self.bar.n = min(sum(r.counted for r in records), self.config.trials)
         self.summary = []
         best = best_record(records, self.config)
@@ -366,12 +368,13 @@ class Progress:
 def best_record(records, config):
     """The feasible COMPLETE trial best in the first objective, ties to the lower flops, then
     params, then trial number (as `export --best`); None when there is none."""
+    from evaluation.pareto import TIE_COSTS
+
     sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
     done = [r for r in records if r.values and r.feasible is not False and r.state == "COMPLETE"]
     if not done:
         return None
-    return min(done, key=lambda r: (sign * r.values[0], r.cost.get("flops", 0.0), r.cost.get("params", 0.0),
-                                    r.number))
+    return min(done, key=lambda r: (sign * r.values[0], *(r.cost.get(c, 0.0) for c in TIE_COSTS), r.number))
 
 
 def front_table(study, config) -> str:
