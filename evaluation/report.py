@@ -13,8 +13,9 @@ import datetime as _dt
 import html
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -32,16 +33,21 @@ from .record import Outcome
 from .results import COSTS, ResultsError, load_study, to_frame
 from .storage import read_records
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 IMAGES = "report"  # folder of the PNGs, beside report.md
 IMPORTANCE_TRIALS = 500  # completed trials the importances are computed on: a seeded sample of more
 
 
-def write_report(source, out_dir=None, *, study: str | None = None, objectives: dict[str, str] | None = None,
+def write_report(source, out_dir=None, *, study: str | None = None,
+                 objectives: dict[str, str] | Callable[[pd.DataFrame], dict[str, str]] | None = None,
                  top: int = 3) -> dict[str, Path]:
     """Write the report of the study at `source` (a results folder, study file or storage URL).
 
     `out_dir` defaults to the study's results folder (required for a PostgreSQL URL); `objectives`
-    ({column: direction}) default to the study's; `top` Pareto-optimal architectures are drawn
+    ({column: direction}, or a function of the results frame returning them, so a caller that
+    checks them against the columns reads the study once) default to the study's; `top` Pareto-optimal architectures are drawn
     and described block by block. Returns {"markdown": path, "html": path, "images": [paths]}.
     """
     opened = load_study(source, study)
@@ -53,6 +59,8 @@ def write_report(source, out_dir=None, *, study: str | None = None, objectives: 
         out_dir = opened.folder
     out = Path(out_dir)
     (out / IMAGES).mkdir(parents=True, exist_ok=True)
+    if callable(objectives):
+        objectives = objectives(df)
     objectives = check_objectives(df, objectives or {o["name"]: o["direction"] for o in df.attrs["objectives"]})
     blocks: list[tuple] = []
     images: list[Path] = []

@@ -61,7 +61,7 @@ def parse_objectives(text: str, columns, directions: dict[str, str]) -> dict[str
 def run(args: argparse.Namespace) -> int:
     from evaluation.pareto import numeric_columns
     from evaluation.report import write_report
-    from evaluation.results import ResultsError, load_results, objectives_of
+    from evaluation.results import ResultsError, objectives_of
 
     if args.out is not None:
         out_folder(args.out)
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         objectives = None
         if args.objectives is not None:  # "" is refused by parse_objectives, not ignored
-            df = load_results(args.results, args.study)
-            objectives = parse_objectives(args.objectives, numeric_columns(df), objectives_of(df))
+            def objectives(df):  # checked against the frame write_report reads: the study is read once
+                return parse_objectives(args.objectives, numeric_columns(df), objectives_of(df))
         paths = write_report(args.results, args.out, study=args.study, objectives=objectives, top=args.top)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
