@@ -106,10 +106,10 @@ def _score_extracted(net, spec, recal_x, val_x, val_y, batch_size, t0) -> dict:
     """The same score on the extracted model (sub-networks that cannot run as masks)."""
     from search_space.supernet import extract
 
-    from .proxy import _PreciseBN
+    from .proxy import PreciseBN
 
     model = extract(net, spec, stochastic_depth=0.0)
-    bn = _PreciseBN(model, recal_x.astype(np.float32, copy=False), batch_size, jit=False)
+    bn = PreciseBN(model, recal_x.astype(np.float32, copy=False), batch_size, jit=False)
     bn.recalibrate()
     bn.restore()
     logits = np.concatenate([model(val_x[i:i + batch_size].astype(np.float32), training=False).numpy()
@@ -124,12 +124,12 @@ def recalibrated_model(net: Any, spec: Any, train_x: np.ndarray, clips: int, see
     statistics its own. Recalibration runs without drop path."""
     from search_space.supernet import copy_weights, extract
 
-    from .proxy import _PreciseBN
+    from .proxy import PreciseBN
 
     work = extract(net, spec, stochastic_depth=0.0)
     x = recalibration_clips(train_x, clips, seed).astype(np.float32)
     if len(x):
-        bn = _PreciseBN(work, x, batch_size, jit=False)
+        bn = PreciseBN(work, x, batch_size, jit=False)
         bn.recalibrate()
         bn.restore()
     model = extract(net, spec)

@@ -208,7 +208,7 @@ def _fit(model, dataset, budget: Budget, k: int, seed: int, jit: bool, policy: s
     max_epochs = budget.epochs if budget.epochs is not None else math.inf
     optimizer, train_fn, eval_fn = _steps(model, budget, k, seed, jit, policy)
     calibration = min(max(budget.bn_recalibration // bs, 1), steps_per_epoch) * bs if budget.bn_recalibration else 0
-    precise_bn = _PreciseBN(model, dataset.train.x[:calibration], bs, jit)
+    precise_bn = PreciseBN(model, dataset.train.x[:calibration], bs, jit)
 
     history: list[dict] = []
     step = epoch = train_clips = 0
@@ -317,7 +317,7 @@ def _steps(model, budget: Budget, k: int, seed: int, jit: bool, policy: str | No
             tf.function(eval_step, jit_compile=jit, reduce_retracing=True, autograph=False))
 
 
-class _PreciseBN:
+class PreciseBN:
     """Recompute every BatchNorm's moving statistics as the plain average over a few training
     batches under the current weights.
 
