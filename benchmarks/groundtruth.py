@@ -62,6 +62,16 @@ def bench_table(table) -> None:
         if r["n"] >= 5:
             print(f"reproducibility: seeds {set(a)} vs {set(b)}: Kendall tau {r['tau']:.3f} "
                   f"[{r['low']:.3f}, {r['high']:.3f}] over {r['n']} architectures")
+    # the other two ways to split four seeds in halves, and the final loss instead of the accuracy:
+    # the {0,1} vs {2,3} figure above is one draw of several equally valid ones
+    halves = (((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
+    for metric in ("val_accuracy", "val_loss"):
+        rs = [reproducibility(table, a, b, metric=metric) for a, b in halves]
+        if rs[0]["n"] >= 5:
+            taus = ", ".join(f"{set(a)} vs {set(b)} {r['tau']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+                             for (a, b), r in zip(halves, rs))
+            print(f"reproducibility of the final {metric}, every split of the four seeds in halves "
+                  f"({rs[0]['n']} architectures): {taus}; mean {np.mean([r['tau'] for r in rs]):.3f}")
     for name, subset in (("seeds 0-1 mean", [0, 1]), ("all seeds mean", None)):
         means = arch_means(table, subset)
         means = means[means["n_seeds"] == (len(subset) if subset else means["n_seeds"].max())]
