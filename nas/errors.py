@@ -25,22 +25,36 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
+_TERMINATED = threading.Event()  # set by the SIGTERM handler, cleared when a block starts
+
+
 @contextlib.contextmanager
 def sigterm_interrupts():
     """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere: no change);
-    the previous handler is restored after."""
+    the previous handler is restored after. Python ignores an exception raised while it runs a
+    weakref callback or `__del__` (TensorFlow runs many), so the handler also sets a flag that
+    `raise_if_terminated` turns into `Terminated` at the next safe point."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
+        _TERMINATED.set()
         raise Terminated()
 
+    _TERMINATED.clear()
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def raise_if_terminated() -> None:
+    """Raise `Terminated` if SIGTERM arrived within `sigterm_interrupts` and its exception was
+    swallowed (see there). Called between trials and after every epoch."""
+    if _TERMINATED.is_set():
+        raise Terminated()
 
 
 def interrupt_reason(interrupt: KeyboardInterrupt) -> str:

@@ -94,6 +94,35 @@ def test_sigterm_marks_the_running_trial_interrupted_requeues_it_and_exits_143(w
     assert sum(t.state.name == "COMPLETE" for t in trials) == 3
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing itself
+def test_a_sigterm_swallowed_by_a_weakref_callback_still_ends_the_run_at_the_next_check():
+    """Python ignores an exception raised in a weakref callback (TensorFlow's cleanup runs many):
+    a SIGTERM landing there once left `movinas bench generate` running. The flag the handler sets
+    makes the next between-trials or after-epoch check raise Terminated."""
+    import weakref
+
+    from nas.errors import Terminated, raise_if_terminated, sigterm_interrupts
+
+    class Resource:
+        pass
+
+    def on_collect(_ref):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100_000):  # the handler runs here, inside the callback, and is swallowed
+            pass
+
+    with sigterm_interrupts():
+        raise_if_terminated()  # nothing pending: no exception
+        obj = Resource()
+        ref = weakref.ref(obj, on_collect)
+        del obj  # the callback runs now; its Terminated is printed as "Exception ignored" and lost
+        assert ref() is None
+        with pytest.raises(Terminated):
+            raise_if_terminated()
+    with sigterm_interrupts():  # a new block starts clean
+        raise_if_terminated()
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_killed_worker_makes_the_search_fail_naming_it_and_keeps_the_study(write_config, tmp_path):
     cfg = write_config({**SLOW, "study": "workers", "trials": 4})
