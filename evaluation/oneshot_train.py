@@ -39,8 +39,11 @@ def make_strategy(name: str, devices: list[str] | None = None) -> Any:
 
 def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint: str | Path, *, seed: int = 0,
                    num_classes: int | None = None, strategy: Any = None, progress: bool = True,
-                   log: Any = None) -> dict:
+                   log: Any = None, on_step: Any = None) -> dict:
     """Train (or resume) the supernet of `space` on `dataset`; checkpoints go to `checkpoint`.
+
+    `on_step(step)`, if given, is called after every step (and its checkpoint, when one is due); an
+    exception it raises stops training there, and a rerun resumes from the last checkpoint.
 
     Returns a summary: steps run now, final step, seconds per step, last losses, whether this process
     is the chief (under MultiWorkerMirroredStrategy only the chief writes `checkpoint`). An existing
@@ -82,7 +85,8 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
         start = restore(checkpoint, meta, arrays, net, optimizer) if meta is not None else 0
         _check_same_start(strategy, checkpoint, start, _digest(arrays) if arrays is not None else 0)
         summary = _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start,
-                        progress and chief, log, chief, lambda s: estimate_cost(s, num_classes=k).params)
+                        progress and chief, log, chief, lambda s: estimate_cost(s, num_classes=k).params,
+                        on_step)
         return {**summary, "chief": chief, "worker": _task(strategy)}
     finally:
         keras.config.set_dtype_policy(policy)
@@ -117,7 +121,7 @@ def _check_same_start(strategy, checkpoint, start: int, digest: int) -> None:
 
 
 def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start, progress, log, chief,
-          params_of):
+          params_of, on_step):
     import tensorflow as tf
     from tqdm.auto import tqdm
 
@@ -176,6 +180,8 @@ def _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, 
             save_checkpoint(checkpoint, net, optimizer, step + 1, meta)
             if log is not None:
                 log(f"checkpoint {checkpoint} at step {step + 1}")
+        if on_step is not None:
+            on_step(step + 1)
     bar.close()
     seconds = time.perf_counter() - t0
     if chief and start >= config.steps and not checkpoint.exists():

@@ -25,36 +25,48 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
-_TERMINATED = threading.Event()  # set by the SIGTERM handler, cleared when a block starts
+_PENDING: dict[int, threading.Event] = {signal.SIGTERM: threading.Event(), signal.SIGINT: threading.Event()}
 
 
 @contextlib.contextmanager
 def sigterm_interrupts():
     """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere: no change);
     the previous handler is restored after. Python ignores an exception raised while it runs a
-    weakref callback or `__del__` (TensorFlow runs many), so the handler also sets a flag that
-    `raise_if_terminated` turns into `Terminated` at the next safe point."""
+    weakref callback or `__del__` (TensorFlow runs many), so the SIGTERM handler, and Ctrl-C's
+    while Python's default one is installed, also set a flag that `raise_if_interrupted` turns
+    into the interrupt at the next safe point."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def handler(signum, frame):
-        _TERMINATED.set()
+    def on_term(signum, frame):
+        _PENDING[signal.SIGTERM].set()
         raise Terminated()
 
-    _TERMINATED.clear()
-    previous = signal.signal(signal.SIGTERM, handler)
+    def on_int(signum, frame):
+        _PENDING[signal.SIGINT].set()
+        raise KeyboardInterrupt()
+
+    for flag in _PENDING.values():
+        flag.clear()
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not one a host (IPython) set
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_int)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def raise_if_terminated() -> None:
-    """Raise `Terminated` if SIGTERM arrived within `sigterm_interrupts` and its exception was
-    swallowed (see there). Called between trials and after every epoch."""
-    if _TERMINATED.is_set():
+def raise_if_interrupted() -> None:
+    """Raise `Terminated` (SIGTERM) or KeyboardInterrupt (Ctrl-C) if one arrived within
+    `sigterm_interrupts` and its exception was swallowed (see there). Called between trials,
+    after every epoch and after every supernet step."""
+    if _PENDING[signal.SIGTERM].is_set():
         raise Terminated()
+    if _PENDING[signal.SIGINT].is_set():
+        raise KeyboardInterrupt()
 
 
 def interrupt_reason(interrupt: KeyboardInterrupt) -> str:

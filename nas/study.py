@@ -17,7 +17,7 @@ import warnings
 from evaluation.record import Outcome, read_trial
 
 from .config import GRID_LIMIT, SearchConfig
-from .errors import UsageError, interrupt_reason, raise_if_terminated
+from .errors import UsageError, interrupt_reason, raise_if_interrupted
 from .pruning import make_pruner
 from .storage import budget_lock
 from .trial import Runner, TrialFailed
@@ -160,7 +160,7 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
         requeue_interrupted(study)
     try:
         while True:
-            raise_if_terminated()
+            raise_if_interrupted()
             if timeout is not None and time.monotonic() - start >= timeout:
                 return "timeout"
             if grid and study.sampler.is_exhausted(study):

@@ -35,7 +35,7 @@ from evaluation.record import (
 
 from .config import COSTS, TRAINED, SearchConfig
 from .constraints import describe, is_feasible, violations
-from .errors import UsageError, interrupt_reason, raise_if_terminated
+from .errors import UsageError, interrupt_reason, raise_if_interrupted
 from .pruning import finished_from_trials, should_stop
 
 KEEP_WEIGHTS_PARAMS = 5_000_000  # keep_weights "auto": keep a COMPLETE trial's weights up to this many params
@@ -284,7 +284,7 @@ class Runner:
         last = self.budget.epochs if self.budget is not None else None
 
         def on_epoch(epoch: int, entry: dict) -> bool:
-            raise_if_terminated()  # a SIGTERM whose exception TensorFlow's cleanup swallowed
+            raise_if_interrupted()  # a SIGTERM or Ctrl-C whose exception TensorFlow's cleanup swallowed
             curve.append({k: entry[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss",
                                                 "val_accuracy", "seconds") if k in entry})
             write_curve(trial, curve)

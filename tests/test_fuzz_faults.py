@@ -95,32 +95,38 @@ def test_sigterm_marks_the_running_trial_interrupted_requeues_it_and_exits_143(w
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowing itself
-def test_a_sigterm_swallowed_by_a_weakref_callback_still_ends_the_run_at_the_next_check():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_swallowed_by_a_weakref_callback_still_ends_the_run_at_the_next_check(signum):
     """Python ignores an exception raised in a weakref callback (TensorFlow's cleanup runs many):
     a SIGTERM landing there once left `movinas bench generate` running. The flag the handler sets
-    makes the next between-trials or after-epoch check raise Terminated."""
+    makes the next between-trials, after-epoch or after-step check raise the interrupt."""
     import weakref
 
-    from nas.errors import Terminated, raise_if_terminated, sigterm_interrupts
+    from nas.errors import Terminated, raise_if_interrupted, sigterm_interrupts
+
+    expected = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # else the block leaves Ctrl-C alone
 
     class Resource:
         pass
 
     def on_collect(_ref):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
         for _ in range(100_000):  # the handler runs here, inside the callback, and is swallowed
             pass
 
     with sigterm_interrupts():
-        raise_if_terminated()  # nothing pending: no exception
+        raise_if_interrupted()  # nothing pending: no exception
         obj = Resource()
         ref = weakref.ref(obj, on_collect)
-        del obj  # the callback runs now; its Terminated is printed as "Exception ignored" and lost
+        del obj  # the callback runs now; its exception is printed as "Exception ignored" and lost
         assert ref() is None
-        with pytest.raises(Terminated):
-            raise_if_terminated()
+        with pytest.raises(expected) as caught:
+            raise_if_interrupted()
+        assert type(caught.value) is expected
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     with sigterm_interrupts():  # a new block starts clean
-        raise_if_terminated()
+        raise_if_interrupted()
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")

@@ -299,3 +299,26 @@ def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(t
     assert "fine-tuning: 100%" in err  # the bar of the epochs
     accuracy = re.search(r"trained 1 epoch: validation accuracy ([\d.]+),", err)
     assert accuracy and f"proxy settings: validation accuracy {accuracy[1]}," in card
+
+
+def test_an_exception_from_on_step_stops_training_and_a_rerun_resumes_from_the_checkpoint(tmp_path):
+    """`movinas supernet train` raises a swallowed SIGTERM from this hook; training stops at a step."""
+    from evaluation.datasets import synthetic
+    from evaluation.oneshot_train import train_supernet
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(step):
+        if step == 3:
+            raise Stop
+
+    space = SearchSpace.from_yaml(SPACE)
+    cfg = SupernetConfig(steps=4, batch_size=4, random_subnets=1, checkpoint_every=1)
+    data = synthetic(num_classes=3, clips_per_class=4, frames=4, resolution=16)
+    with pytest.raises(Stop):
+        train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False, on_step=stop_at_3)
+    assert read_checkpoint(tmp_path / "ck.npz")[0]["step"] == 3
+    seen = []
+    r = train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False, on_step=seen.append)
+    assert r["steps_run"] == 1 and r["step"] == 4 and seen == [4]

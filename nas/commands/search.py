@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evaluation.record import read_trial
 
-from ..errors import Terminated, UsageError, exit_status, raise_if_terminated
+from ..errors import Terminated, UsageError, exit_status, raise_if_interrupted
 
 RESUME_HINT = "run the same command again to resume"
 MAX_WORKERS = 64
@@ -233,7 +233,7 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
     progress = Progress(s.study, s.config, tally(s.study)[0], _epochs(s))
     try:
         while any(p.poll() is None for p in procs):
-            raise_if_terminated()  # a SIGTERM whose exception a weakref callback swallowed
+            raise_if_interrupted()  # a SIGTERM or Ctrl-C whose exception a weakref callback swallowed
             progress.poll()
             time.sleep(1.0)
     except KeyboardInterrupt as exc:

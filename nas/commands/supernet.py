@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, raise_if_interrupted
 
 
 def register(subparsers) -> None:
@@ -72,7 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{where}: {' '.join(str(exc).split())}") from None
     try:
         summary = train_supernet(space, data, cfg, path, seed=config.seed or 0, num_classes=num_classes,
-                                 strategy=strategy, progress=not args.quiet)
+                                 strategy=strategy, progress=not args.quiet,
+                                 on_step=lambda _: raise_if_interrupted())  # a SIGTERM or Ctrl-C TensorFlow swallowed
     except ValueError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
     net = summary.pop("net")
