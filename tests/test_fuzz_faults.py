@@ -105,7 +105,6 @@ def test_a_signal_swallowed_by_a_weakref_callback_still_ends_the_run_at_the_next
     from nas.errors import Terminated, raise_if_interrupted, sigterm_interrupts
 
     expected = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # else the block leaves Ctrl-C alone
 
     class Resource:
         pass
@@ -115,18 +114,27 @@ def test_a_signal_swallowed_by_a_weakref_callback_still_ends_the_run_at_the_next
         for _ in range(100_000):  # the handler runs here, inside the callback, and is swallowed
             pass
 
-    with sigterm_interrupts():
-        raise_if_interrupted()  # nothing pending: no exception
-        obj = Resource()
-        ref = weakref.ref(obj, on_collect)
-        del obj  # the callback runs now; its exception is printed as "Exception ignored" and lost
-        assert ref() is None
-        with pytest.raises(expected) as caught:
+    # a shell's background job (`cmd &`, nohup) starts with Ctrl-C ignored, and the block keeps it so:
+    # the test sets Python's default handler, which an interactive run has
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigterm_interrupts():
+            raise_if_interrupted()  # nothing pending: no exception
+            obj = Resource()
+            ref = weakref.ref(obj, on_collect)
+            del obj  # the callback runs now; its exception is printed as "Exception ignored" and lost
+            assert ref() is None
+            with pytest.raises(expected) as caught:
+                raise_if_interrupted()
+            assert type(caught.value) is expected
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+        with sigterm_interrupts():  # a new block starts clean
             raise_if_interrupted()
-        assert type(caught.value) is expected
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
-    with sigterm_interrupts():  # a new block starts clean
-        raise_if_interrupted()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with sigterm_interrupts():  # an ignored Ctrl-C stays ignored
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
