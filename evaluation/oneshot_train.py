@@ -72,7 +72,7 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed and gpu else ("mixed_bfloat16" if mixed else "float32"))
     try:
-        from .proxy import _Seeded
+        from .proxy import _Seeded, forget_custom_gradients
 
         with strategy.scope(), _Seeded(seed):  # the same initial weights for the same seed
             net = Supernet(space, k, block_scale_init=config.block_scale_init)
@@ -84,9 +84,10 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
             optimizer.build(weights)
         start = restore(checkpoint, meta, arrays, net, optimizer) if meta is not None else 0
         _check_same_start(strategy, checkpoint, start, _digest(arrays) if arrays is not None else 0)
-        summary = _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start,
-                        progress and chief, log, chief, lambda s: estimate_cost(s, num_classes=k).params,
-                        on_step)
+        with forget_custom_gradients():  # a resumed or repeated run in one process frees its graphs
+            summary = _loop(net, optimizer, weights, dataset, config, checkpoint, seed, strategy, start,
+                            progress and chief, log, chief, lambda s: estimate_cost(s, num_classes=k).params,
+                            on_step)
         return {**summary, "chief": chief, "worker": _task(strategy)}
     finally:
         keras.config.set_dtype_policy(policy)
