@@ -71,7 +71,8 @@ def score(args) -> None:
     space = SearchSpace.from_yaml(PROTOCOL["space"])
     out = Path(args.out)
     net = load_supernet(out / "supernet.npz", space, PROTOCOL["num_classes"])
-    table = arch_means(load_table(args.table))
+    per_seed = load_table(args.table)
+    table = arch_means(per_seed)
     axes = list(space.param_choices())
     scorer = Scorer(net, batch_size=64)
     rows = []
@@ -105,7 +106,6 @@ def score(args) -> None:
                   standalone_seconds_per_arch_per_seed=alone,
                   cost_ratio_100=(train_seconds + 100 * per) / (100 * alone),
                   cost_ratio_1000=(train_seconds + 1000 * per) / (1000 * alone))
-    per_seed = load_table(args.table)
     result["flops_budget_search"] = [budget_search(df, per_seed, train_seconds + len(df) * per, alone, q)
                                      for q in (0.25, 0.5, 0.75, 1.0)]
     (out / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
@@ -136,7 +136,7 @@ def budget_search(df, per_seed, oneshot_seconds: float, seconds_per_arch: float,
     epochs = PROTOCOL["proxy"]["epochs"]
     rerank_seconds = oneshot_seconds + rerank[0] * rerank[1] / epochs * seconds_per_arch
     rng = np.random.default_rng(0)
-    m = max(1, int(oneshot_seconds // seconds_per_arch))
+    m = max(1, int(oneshot_seconds // seconds_per_arch)) if seconds_per_arch == seconds_per_arch else 1
     fair, oracle = [], []
     for _ in range(draws):
         tried = ok.iloc[rng.choice(len(ok), size=min(m, len(ok)), replace=False)]

@@ -48,7 +48,8 @@ def write_report(source, out_dir=None, *, study: str | None = None,
     `out_dir` defaults to the study's results folder (required for a PostgreSQL URL); `objectives`
     ({column: direction}, or a function of the results frame returning them, so a caller that
     checks them against the columns reads the study once) default to the study's; `top`
-    Pareto-optimal architectures are drawn and described block by block. Returns {"markdown": path, "html": path, "images": [paths]}.
+    Pareto-optimal architectures are drawn and described block by block. Returns
+    {"markdown": path, "html": path, "images": [paths]}.
     """
     opened = load_study(source, study)
     records = read_records(opened)

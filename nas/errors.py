@@ -25,7 +25,8 @@ def exit_status(interrupt: KeyboardInterrupt) -> int:
     return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
-_PENDING: dict[int, threading.Event] = {signal.SIGTERM: threading.Event(), signal.SIGINT: threading.Event()}
+_RAISES = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}  # SIGTERM first: it wins
+_PENDING = {signum: threading.Event() for signum in _RAISES}  # set by the handlers, cleared per block
 
 
 @contextlib.contextmanager
@@ -39,34 +40,29 @@ def sigterm_interrupts():
         yield
         return
 
-    def on_term(signum, frame):
-        _PENDING[signal.SIGTERM].set()
-        raise Terminated()
-
-    def on_int(signum, frame):
-        _PENDING[signal.SIGINT].set()
-        raise KeyboardInterrupt()
+    def handler(signum, frame):
+        _PENDING[signum].set()
+        raise _RAISES[signum]()
 
     for flag in _PENDING.values():
         flag.clear()
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not one a host (IPython) set
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_int)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def raise_if_interrupted() -> None:
     """Raise `Terminated` (SIGTERM) or KeyboardInterrupt (Ctrl-C) if one arrived within
     `sigterm_interrupts` and its exception was swallowed (see there). Called between trials,
     after every epoch and after every supernet step."""
-    if _PENDING[signal.SIGTERM].is_set():
-        raise Terminated()
-    if _PENDING[signal.SIGINT].is_set():
-        raise KeyboardInterrupt()
+    for signum, flag in _PENDING.items():
+        if flag.is_set():
+            raise _RAISES[signum]()
 
 
 def interrupt_reason(interrupt: KeyboardInterrupt) -> str:
