@@ -85,6 +85,20 @@ def unfold_frames(y: tf.Tensor, batch, frames) -> tf.Tensor:
     return tf.reshape(y, [batch, frames, h, w, c])
 
 
+def every_nth(x: tf.Tensor, axis: int, s: int) -> tf.Tensor:
+    """Elements 0, s, 2s, … of `axis` (a reshape and a `tf.slice`, whose gradients are cheap; a
+    strided slice's is slow on CPU)."""
+    if s == 1:
+        return x
+    size = dims(x)
+    n = (size[axis] + s - 1) // s
+    x = pad_axis(x, axis, 0, n * s - size[axis])
+    x = tf.reshape(x, [*size[:axis], n, s, *size[axis + 1:]])
+    begin = [0] * (len(size) + 1)
+    x = tf.slice(x, begin, [-1] * (axis + 1) + [1] + [-1] * (len(size) - axis - 1))
+    return tf.reshape(x, [*size[:axis], n, *size[axis + 1:]])
+
+
 # ---------------------------------------------------------------------------------------------
 # convolution
 
@@ -146,7 +160,13 @@ class FrameConv3D(keras.layers.Layer):
         _, sh, sw = self.strides
         b, t = dims(x)[:2]
         xf = fold_frames(x)
-        if self.filters is None:
+        if self.filters is None and sh != sw:  # TF's own kernels (no oneDNN, GPU) need equal strides
+            _, h, wd, _ = dims(xf)
+            xf = tf.pad(xf, [[0, 0], list(same_pads(h, self.kernel_size[1], sh)),
+                             list(same_pads(wd, self.kernel_size[2], sw)), [0, 0]])
+            y = tf.nn.depthwise_conv2d(xf, w[..., None], [1, 1, 1, 1], "VALID")
+            y = every_nth(every_nth(y, 1, sh), 2, sw)
+        elif self.filters is None:
             y = tf.nn.depthwise_conv2d(xf, w[..., None], [1, sh, sw, 1], "SAME")
         else:
             y = tf.nn.conv2d(xf, w, [1, sh, sw, 1], "SAME")
@@ -154,13 +174,15 @@ class FrameConv3D(keras.layers.Layer):
 
     def _temporal(self, x, p0, p1):
         """Depthwise k_t×1×1: one 2D depthwise conv over (time, pixels), the pixels of a frame laid
-        out along one axis."""
+        out along one axis. A temporal stride keeps every s-th frame of the stride-1 result: TF's own
+        depthwise kernels (CPU without oneDNN, GPU) refuse a stride along one axis only."""
         kt = self.kernel_size[0]
         x = pad_axis(x, 1, p0, p1)
         _, t, h, w, c = dims(x)
         y = tf.nn.depthwise_conv2d(tf.reshape(x, [-1, t, h * w, c]),
                                    tf.reshape(tf.cast(self.kernel, x.dtype), [kt, 1, c, 1]),
-                                   [1, self.strides[0], 1, 1], "VALID")
+                                   [1, 1, 1, 1], "VALID")
+        y = every_nth(y, 1, self.strides[0])
         return tf.reshape(y, [-1, dims(y)[1], h, w, c])
 
     def _fast(self, x, p0, p1):

@@ -54,6 +54,10 @@ CASES = [  # kernel, strides, causal, frames, size
     ((1, 5, 5), (1, 2, 2), False, 3, 9),
     ((3, 3, 3), (2, 2, 2), False, 5, 8),
     ((3, 3, 3), (2, 2, 2), False, 6, 9),
+    ((3, 1, 1), (3, 1, 1), False, 7, 4),
+    ((3, 3, 3), (1, 2, 1), False, 4, 7),  # unequal spatial strides: TF's own depthwise kernel refuses them
+    ((1, 3, 3), (1, 1, 2), False, 3, 8),
+    ((3, 3, 3), (2, 1, 2), False, 5, 6),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.framework import kernels
 
-from search_space import build_model, init_states, movinet
+from search_space import ArchSpec, build_model, init_states, movinet
 
 # graph plumbing that is not a kernel launch on any device
 PLUMBING = {"Placeholder", "Const", "NoOp", "Identity", "IdentityN", "StatefulPartitionedCall", "PartitionedCall",
@@ -49,12 +49,29 @@ def has_gpu_kernel(op) -> bool:
     return False
 
 
+# TF's depthwise kernels on a GPU (and on a CPU without oneDNN) refuse a stride along one axis only;
+# the registry does not say so, so the check reads the attribute
+EQUAL_STRIDES = {"DepthwiseConv2dNative", "DepthwiseConv2dNativeBackpropInput",
+                 "DepthwiseConv2dNativeBackpropFilter"}
+
+
+def unequal_strides(op) -> bool:
+    if op.type not in EQUAL_STRIDES:
+        return False
+    strides = list(op.get_attr("strides"))
+    layout = op.get_attr("data_format").decode()
+    rows, cols = (strides[1], strides[2]) if layout == "NHWC" else (strides[2], strides[3])
+    return rows != cols
+
+
 def ops_without_gpu_kernel(graph) -> set[str]:
     missing = set()
     for op in graph.get_operations():
         if op.type in PLUMBING:
             continue
-        if not has_gpu_kernel(op):
+        if unequal_strides(op):
+            missing.add(f"{op.type}(strides={list(op.get_attr('strides'))})")
+        elif not has_gpu_kernel(op):
             dtypes = sorted({t.dtype.name for t in op.inputs})
             missing.add(f"{op.type}({', '.join(dtypes)})")
     for fn in graph._functions.values():  # nested functions (e.g. from keras ops) are checked too
@@ -64,10 +81,17 @@ def ops_without_gpu_kernel(graph) -> set[str]:
 
 def test_mixed_float16_training_step_has_gpu_kernels_for_every_op():
     spec = movinet("a0", stream=True, positional_encoding=True)
-    keras.mixed_precision.set_global_policy("mixed_float16")
+    assert ops_without_gpu_kernel(training_step_graph(spec, mixed=True)) == set()
+
+
+def training_step_graph(spec, mixed: bool):
+    """Graph of one compiled training step (AdamW, loss scaling under mixed_float16)."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     try:
         model = build_model(spec, num_classes=4, frames=4, resolution=32, batch_size=2)
-        optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.AdamW(1e-3))
+        optimizer = keras.optimizers.AdamW(1e-3)
+        if mixed:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
 
         @tf.function
@@ -80,10 +104,32 @@ def test_mixed_float16_training_step_has_gpu_kernels_for_every_op():
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        graph = step.get_concrete_function(tf.TensorSpec((2, 4, 32, 32, 3)), tf.TensorSpec((2,), tf.int32)).graph
+        return step.get_concrete_function(tf.TensorSpec((2, 4, 32, 32, 3)), tf.TensorSpec((2,), tf.int32)).graph
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert ops_without_gpu_kernel(graph) == set()
+
+
+def strided_spec(conv_type: str) -> ArchSpec:
+    """Temporal stride 2 on a temporal-only kernel, on a full 3D kernel, and unequal spatial strides."""
+    return ArchSpec.from_dict({
+        "name": f"strided-{conv_type}", "conv_type": conv_type, "stem": {"filters": 8, "kernel": [3, 3, 3]},
+        "stages": [{"filters": 8, "blocks": [{"expand": 16, "kernel": [3, 1, 1], "strides": [2, 1, 1]},
+                                             {"expand": 16, "kernel": [3, 3, 3], "strides": [2, 2, 2]}]},
+                   {"filters": 12, "blocks": [{"expand": 24, "kernel": [1, 3, 3], "strides": [1, 2, 1]}]}],
+        "head": {"filters": 16, "hidden": 16},
+    })
+
+
+@pytest.mark.parametrize("conv_type", ["2plus1d", "3d"])
+@pytest.mark.parametrize("mixed", [False, True], ids=["float32", "mixed_float16"])
+def test_strided_training_step_has_gpu_kernels_for_every_op(conv_type, mixed):
+    assert ops_without_gpu_kernel(training_step_graph(strided_spec(conv_type), mixed)) == set()
+
+
+def test_the_check_catches_a_depthwise_stride_along_one_axis():
+    fn = tf.function(lambda x: tf.nn.depthwise_conv2d(x, tf.ones((3, 1, 2, 1)), [1, 2, 1, 1], "VALID"))
+    graph = fn.get_concrete_function(tf.TensorSpec((1, 8, 8, 2))).graph
+    assert ops_without_gpu_kernel(graph) == {"DepthwiseConv2dNative(strides=[1, 2, 1, 1])"}
 
 
 def test_stream_step_has_gpu_kernels_for_every_op():
