@@ -38,7 +38,11 @@ from search_space.stream import state_specs
 
 FORMATS = ("yaml", "keras", "savedmodel", "tflite")
 """Formats written by default."""
-ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", "tflite", "tflite-int8")
+TFLITE_FORMATS = {"tflite": "float", "tflite-fp16": "fp16", "tflite-dynamic": "dynamic", "tflite-int8": "int8"}
+"""TFLite formats and the precision (`save_tflite`) each is written in."""
+ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", *TFLITE_FORMATS)
+PRECISIONS = ("float", "fp16", "dynamic", "int8")
+"""TFLite precisions, as `save_tflite` names them."""
 MANIFEST = "export.json"
 MANIFEST_VERSION = 1
 FILES = {
@@ -51,8 +55,13 @@ FILES = {
     "stream_keras": "stream.keras",
     "stream_savedmodel": "stream_saved_model",
     "stream_tflite": "stream.tflite",
+    "tflite-fp16": "model_fp16.tflite",
+    "tflite-dynamic": "model_dynamic.tflite",
     "tflite-int8": "model_int8.tflite",
+    "stream_tflite-fp16": "stream_fp16.tflite",
+    "stream_tflite-dynamic": "stream_dynamic.tflite",
     "stream_tflite-int8": "stream_int8.tflite",
+    "stream_tflite-gpu": "stream_gpu.tflite",
 }
 
 
@@ -68,6 +77,7 @@ def export_model(
     resolution: int | None = None,
     frames: int | None = None,
     representative: Any = None,
+    gpu_compatible: bool = False,
 ) -> dict[str, Path]:
     """Write `spec` with the given weights to `out_dir` in `formats`; returns {artifact: path}.
 
@@ -75,10 +85,17 @@ def export_model(
     `get_weights()` returns, or the path of a `.weights.h5` file. `num_classes` defaults to the
     model's output width, else the number of labels, else 600. `resolution` (spec default) fixes the
     TFLite input size; it and `frames` (spec default) are recorded in the manifest as the model's input.
-    `stream=True` (causal specs only) adds the stream model in the same formats.
-    `"tflite-int8"` (base and stream) is full-integer post-training quantization calibrated on
-    `representative`: clips [N, T, H, W, 3] in [0, 1], e.g. `evaluation.quantize.calibration_clips`
-    of the study's dataset (see `evaluation.quantize`). Artifact keys: the format names, `stream_<format>` for stream artifacts, `labels`, `manifest`.
+    `stream=True` (causal specs only) adds the stream model in the same formats; its TFLite files are
+    the one-frame graph of `evaluation.frame_graph` (4-D states, every op in XNNPACK), whose states the
+    manifest lists under `tflite_states`. TFLite precisions (`TFLITE_FORMATS`): `"tflite"` float32,
+    `"tflite-fp16"` float16 weights, `"tflite-dynamic"` int8 weights with float activations,
+    `"tflite-int8"` full-integer post-training quantization calibrated on `representative`: clips
+    [N, T, H, W, 3] in [0, 1], e.g. `evaluation.quantize.calibration_clips` of the study's dataset
+    (see `evaluation.quantize`); a stream is calibrated on every clip streamed to its end.
+    `gpu_compatible=True` (with `stream`) adds `stream_gpu.tflite`: the float stream file with a
+    [1, H, W, 3] image, so no tensor of the graph has more than 4 dimensions (the LiteRT GPU delegate's
+    limit). Artifact keys: the format names, `stream_<format>` for stream artifacts (`stream_tflite-gpu`),
+    `labels`, `manifest`.
     """
     formats = tuple(formats)
     bad = [f for f in formats if f not in ALL_FORMATS]
@@ -86,6 +103,8 @@ def export_model(
         raise ValueError(f"formats: {bad or 'empty'} not allowed; choose from {', '.join(ALL_FORMATS)}")
     if stream and not spec.causal:
         raise ValueError(f"stream=True needs a causal spec; spec {spec.name!r} has causal: false")
+    if gpu_compatible and not stream:
+        raise ValueError("gpu_compatible=True writes a stream file; it needs stream=True")
     resolution = _positive("resolution", resolution or spec.resolution)
     frames = _positive("frames", frames or spec.frames)
     num_classes = _num_classes(model_or_weights, labels, num_classes)
@@ -140,22 +159,39 @@ def export_model(
     image_any = _image_spec(None, None, None)
     if "savedmodel" in formats:
         put("savedmodel", save_signature(base, {"image": image_any}, out / FILES["savedmodel"]))
-    if "tflite" in formats:
-        put("tflite", save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES["tflite"]))
-        manifest["tflite_image_shape"] = [1, None, resolution, resolution, 3]  # any number of frames
-    if "tflite-int8" in formats:
-        from .quantize import base_samples
+    for fmt in (f for f in TFLITE_FORMATS if f in formats):
+        samples = None
+        if fmt == "tflite-int8":
+            from .quantize import base_samples
 
-        put("tflite-int8", save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES["tflite-int8"],
-                                       representative=base_samples(representative)))
-        manifest["int8_calibration"] = {"clips": len(representative), "frames": representative.shape[1]}
+            samples = base_samples(representative)
+            manifest["int8_calibration"] = {"clips": len(representative), "frames": representative.shape[1]}
+        put(fmt, save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES[fmt],
+                             representative=samples, precision=TFLITE_FORMATS[fmt]))
+        manifest["tflite_image_shape"] = [1, None, resolution, resolution, 3]  # any number of frames
 
     if stream:
+        _export_stream(spec, base, num_classes, resolution, formats, out, put, manifest, representative)
+        if gpu_compatible:
+            _stream_tflite(spec, base, resolution, "tflite", out / FILES["stream_tflite-gpu"], None, image_rank=4)
+            put("stream_tflite-gpu", out / FILES["stream_tflite-gpu"])
+            manifest["stream_gpu_image_shape"] = [1, resolution, resolution, 3]
+
+    paths["manifest"] = _write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return paths
+
+
+def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put, manifest, representative) -> None:
+    """The stream model's files: Keras and SavedModel of the Keras stream model, TFLite of its one-frame
+    graph (`evaluation.frame_graph`)."""
+    from search_space.builder import build_model
+
+    states = _state_tensor_specs(spec, resolution, 1)
+    manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
+    if "keras" in formats or "savedmodel" in formats:
         with float32_policy():
             smodel = build_model(spec, num_classes, mode="stream", resolution=resolution)
         smodel.set_weights(base.get_weights())
-        states = _state_tensor_specs(spec, resolution, 1)
-        manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
         if "keras" in formats:
             smodel.save(out / FILES["stream_keras"])
             put("stream_keras", out / FILES["stream_keras"])
@@ -163,23 +199,36 @@ def export_model(
             inputs = {"image": _image_spec(None, None, resolution), **_state_tensor_specs(spec, resolution, None)}
             put("stream_savedmodel", save_signature(smodel, inputs, out / FILES["stream_savedmodel"],
                                                     stream_states=state_specs(spec, resolution)))
-        if "tflite" in formats:
-            inputs = {"image": _image_spec(1, 1, resolution), **states}
-            put("stream_tflite", save_tflite(smodel, inputs, out / FILES["stream_tflite"]))
-            manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
-        if "tflite-int8" in formats:
-            from search_space.stream import init_states
+    for fmt in (f for f in TFLITE_FORMATS if f in formats):
+        key = "stream_" + fmt
+        put(key, _stream_tflite(spec, base, resolution, fmt, out / FILES[key], representative))
+        manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
+    if any(f in formats for f in TFLITE_FORMATS):
+        from .frame_graph import lite_state_specs
 
-            from .quantize import stream_samples
+        manifest["tflite_states"] = {n: {"shape": list(s.shape), "dtype": s.dtype}
+                                     for n, s in lite_state_specs(spec, resolution).items()}
 
-            inputs = {"image": _image_spec(1, 1, resolution), **states}
-            samples = stream_samples(smodel, init_states(spec, 1, resolution), representative)
-            put("stream_tflite-int8", save_tflite(smodel, inputs, out / FILES["stream_tflite-int8"],
-                                                  representative=samples))
-            manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
 
-    paths["manifest"] = _write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    return paths
+def _stream_tflite(spec, base, resolution: int, fmt: str, path: Path, clips, image_rank: int = 5) -> Path:
+    """One stream TFLite file: `frame_step` of `base`'s weights in `fmt`'s precision (int8: calibrated
+    on `clips` streamed through the float graph)."""
+    import tensorflow as tf
+
+    from .frame_graph import frame_step, lite_state_specs
+
+    precision = TFLITE_FORMATS[fmt]
+    states = lite_state_specs(spec, resolution)
+    image = [1, resolution, resolution, 3] if image_rank == 4 else [1, 1, resolution, resolution, 3]
+    inputs = {"image": tf.TensorSpec(image, tf.float32, name="image"),
+              **{n: tf.TensorSpec(s.shape, s.dtype, name=n) for n, s in states.items()}}
+    step = frame_step(spec, base, image_rank, int8=precision == "int8")
+    samples = None
+    if precision == "int8":
+        from .quantize import frame_samples
+
+        samples = frame_samples(step, {n: np.zeros(s.shape, s.dtype) for n, s in states.items()}, clips)
+    return save_tflite(step, inputs, path, representative=samples, precision=precision)
 
 
 @contextlib.contextmanager
@@ -257,25 +306,37 @@ def _init_states_function(stream_states: dict):
     return init_states
 
 
-def save_tflite(model, inputs: dict, path: str | Path, representative=None) -> Path:
-    """Convert `model` for the `inputs` ({name: tf.TensorSpec}) to a float32 TFLite file, or with
-    `representative` (a function returning an iterator of {input name: array}) to a full-integer
-    int8 one calibrated on those inputs, its inputs and outputs still float32.
+def save_tflite(model, inputs: dict, path: str | Path, representative=None, precision: str | None = None) -> Path:
+    """Convert `model` for the `inputs` ({name: tf.TensorSpec}) to a TFLite file of `precision`
+    (`PRECISIONS`): "float" float32; "fp16" float16 weights, float32 compute (half the file; the GPU
+    delegate computes in float16 anyway); "dynamic" int8 weights, float32 activations (dynamic-range
+    quantization: a quarter of the file, no calibration); "int8" full-integer int8 calibrated on
+    `representative` (a function returning an iterator of {input name: array}), its inputs and outputs
+    still float32.
 
-    The graph is frozen (variables to constants) before conversion: TFLite's own freezing leaves
-    every variable unfrozen when the model holds a scalar weight (ReZero scales), and the file
-    then fails at run time. Conversion goes through a SavedModel signature so the TFLite
-    signature keeps the input and output names (`image`, `logits`, the state names). Built-in
-    TFLite ops only, so the file runs in the plain LiteRT interpreter.
+    `model` is a Keras model or a function of the input dict returning a dict of tensors (e.g.
+    `evaluation.frame_graph.frame_step`). The graph is frozen (variables to constants) before
+    conversion: TFLite's own freezing leaves every variable unfrozen when the model holds a scalar
+    weight (ReZero scales), and the file then fails at run time. Conversion goes through a SavedModel
+    signature so the TFLite signature keeps the input and output names (`image`, `logits`, the state
+    names). Built-in TFLite ops only, so the file runs in the plain LiteRT interpreter.
     """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    single = len(model.inputs) == 1
+    precision = precision or ("int8" if representative is not None else "float")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r}, must be one of {', '.join(PRECISIONS)}")
+    if (precision == "int8") != (representative is not None):
+        raise ValueError("precision 'int8' needs representative inputs, and only it takes them")
+    keras_model = hasattr(model, "inputs") and hasattr(model, "get_weights")
+    single = keras_model and len(model.inputs) == 1
 
     @tf.function(input_signature=[inputs])
     def serve(features):
-        return _as_output_dict(model(features["image"] if single else features, training=False))
+        if keras_model:
+            return _as_output_dict(model(features["image"] if single else features, training=False))
+        return dict(model(features))
 
     traced = serve.get_concrete_function()
     frozen = convert_variables_to_constants_v2(traced)
@@ -292,8 +353,11 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None) -> P
                             options=options)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if representative is not None:
+        if precision != "float":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if precision == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        if precision == "int8":
             converter.representative_dataset = representative
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         path.write_bytes(converter.convert())

@@ -4,9 +4,12 @@ they come from.
 
 Weights and activations are int8 (built-in int8 kernels only); the file's inputs and outputs stay
 float32, so it is called exactly like the float file. A stream model is calibrated on the inputs it
-really sees: every frame of the calibration clips together with the states the float stream model
-carries at that frame (running sums grow with the frames seen, so calibrate on clips as long as the
-videos it will stream, or the largest sums saturate).
+really sees: frames of the calibration clips together with the states the float stream model carries
+at that frame, each clip streamed from zero states to its end (`frame_samples`). The stream TFLite
+graph (`evaluation.frame_graph`) keeps running *means*, so its states stay in the range of one frame's
+however long the stream; only its frame counter grows, and beyond the calibrated length (the
+calibration clips' frame count) the int8 file's running means weigh new frames like a mean over that
+many frames. Calibrate on clips as long as the videos to stream.
 """
 
 from __future__ import annotations
@@ -65,6 +68,30 @@ def stream_samples(stream_model, states: dict, clips: np.ndarray) -> Callable[[]
                     return
                 _, new = stream_step(stream_model, frame, current)
                 current = {k: np.asarray(v) for k, v in new.items()}
+
+    return samples
+
+
+def frame_samples(step, states: dict, clips: np.ndarray,
+                  limit: int = CALIBRATION_SAMPLES) -> Callable[[], Iterator[dict]]:
+    """Representative inputs of a one-frame stream function `step` ({"image", **states} → {**new states}):
+    every clip streamed from `states` (zeros) through the float `step` to its last frame, `limit` of its
+    (frame, states) inputs given, spread evenly over all clips and frame positions."""
+    import tensorflow as tf
+
+    fn = tf.function(step)
+    total = clips.shape[0] * clips.shape[1]
+    keep = set(np.linspace(0, total - 1, min(limit, total)).round().astype(int).tolist())
+
+    def samples():
+        for c, clip in enumerate(clips):
+            current = states
+            for t in range(clip.shape[0]):
+                feed = {"image": clip[None, t:t + 1], **current}
+                if c * clips.shape[1] + t in keep:
+                    yield feed
+                out = fn(feed)
+                current = {k: np.asarray(out[k]) for k in states}
 
     return samples
 

@@ -142,9 +142,9 @@ def test_stream_tflite_frame_by_frame_equals_the_causal_clip(exported):
     manifest = read_manifest(paths["manifest"].parent)
     runner = load_tflite(paths["stream_tflite"])
     details = runner.get_input_details()
-    assert set(details) == {"image", *manifest["states"]}
+    assert set(details) == {"image", *manifest["tflite_states"]}
     assert list(details["image"]["shape"]) == [1, 1, 32, 32, 3]
-    states = {n: np.zeros(s["shape"], s["dtype"]) for n, s in manifest["states"].items()}
+    states = {n: np.zeros(s["shape"], s["dtype"]) for n, s in manifest["tflite_states"].items()}
     np.testing.assert_allclose(_stream_through(lambda x: runner(**x), clip, states), expected, atol=1e-4)
 
 

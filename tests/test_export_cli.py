@@ -117,7 +117,7 @@ def test_stream_export_of_a_causal_trial_runs_frame_by_frame_like_the_clip(tmp_p
     clip = clip_for(spec, 1)
     expected = load_tflite(out / "model.tflite")(image=clip)["logits"]
     runner = load_tflite(out / "stream.tflite")
-    states = {n: np.zeros(s["shape"], s["dtype"]) for n, s in manifest["states"].items()}
+    states = {n: np.zeros(s["shape"], s["dtype"]) for n, s in manifest["tflite_states"].items()}
     for t in range(spec.frames):
         result = runner(image=clip[:, t:t + 1], **states)
         states = {n: result[n] for n in states}

@@ -51,7 +51,7 @@ def test_int8_files_hold_int8_weights_and_take_float_inputs(exported):
 def test_int8_matches_float_within_the_recorded_tolerance(exported):
     paths, clips = exported
     states = {n: np.zeros(s["shape"], s["dtype"])
-              for n, s in read_manifest(paths["manifest"].parent)["states"].items()}
+              for n, s in read_manifest(paths["manifest"].parent)["tflite_states"].items()}
     for kind in ("", "stream_"):
         flt, q8 = load_tflite(paths[kind + "tflite"]), load_tflite(paths[kind + "tflite-int8"])
         if kind:
