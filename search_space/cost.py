@@ -63,23 +63,21 @@ COST_NAMES = tuple(f for f in Cost._fields if f != "blocks")  # the one list of 
 
 
 def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, int, int, int, int, int]:
-    """Sum over the inverted-bottleneck layers of `plan`: (params, macs, elementwise, peak elements,
-    state floats, state counters, state tensors); append one `BlockCost` per layer to `parts`.
-
-    The hot loop of screening: spec-wide switches are hoisted and each layer is one pass of plain
-    integer arithmetic.
-    """
+    """Sum over the layers of `plan`: (params, macs, elementwise, peak elements, state floats, state
+    counters, state tensors); append one `BlockCost` per layer to `parts`. The hot loop of screening:
+    spec-wide switches hoisted, each layer one pass of integer arithmetic. The stream states' sizes
+    are those of `LayerPlan.states` written as arithmetic, so that costing never builds the states
+    (tests/test_cost.py holds the two equal)."""
     split = spec.conv_type != "3d"
     one_vec = spec.se_type == "3d" and not spec.causal  # one pooled SE vector per clip, else per frame
     pos = 1 if spec.positional_encoding else 0
+    causal, pooled = plan.network.causal, 1 if plan.network.pooled else 0
     params = macs = ew = peak = floats = counters = tensors = 0
-    for (_, si, bi, c_in, c_out, e, kernel, strides, in_shape, out_shape, skip_conv, se_in, h, _,
-         states) in plan.layers:
+    for _, si, bi, c_in, c_out, e, kernel, strides, in_shape, out_shape, skip_conv, se_in, h, _ in plan.layers:
         kt, kh, kw = kernel
         ti, hi, wi = in_shape
         to, ho, wo = out_shape
-        p_in = ti * hi * wi
-        p_out = to * ho * wo
+        p_in, p_out = ti * hi * wi, to * ho * wo
         e1 = p_in * e  # elements of the expansion output
         e2 = p_out * e  # elements of the depthwise output
         o = p_out * c_out
@@ -112,35 +110,66 @@ def _layers(spec: ArchSpec, plan: Plan, parts: list | None) -> tuple[int, int, i
             lpk = p_in * c_in + (e1 + e2 if e1 + e2 > 2 * o else 2 * o)
         else:
             lpk = p_in * c_in + (e1 + e2 if e1 > o else e2 + o)
-        params += lpar
-        macs += lmac
-        ew += lew
+        params, macs, ew = params + lpar, macs + lmac, ew + lew
         if lpk > peak:
             peak = lpk
         lfl = lco = 0
-        if states:  # the plan's stream states (causal specs)
-            lfl, lco = _state_elements(states)
-            floats += lfl
-            counters += lco
-            tensors += len(states)
+        if causal:  # the temporal conv's buffer (k_t − 1, h, w, e), the SE pool's sum + count, the PE count
+            lfl = (kt - 1) * (ho * wo if split else hi * wi) * e + pooled * e
+            lco = pooled + pos
+            floats, counters, tensors = floats + lfl, counters + lco, tensors + (kt > 1) + 2 * pooled + pos
         if parts is not None:
             parts.append(BlockCost(f"s{si + 1}.b{bi + 1}", lpar, lmac, lew, lpk * BYTES, (lfl + lco) * BYTES,
                                    (to, ho, wo, c_out)))
     return params, macs, ew, peak, floats, counters, tensors
 
 
-def _state_elements(states) -> tuple[int, int]:
-    """(float32 elements, int32 elements) of stream states."""
-    floats = ints = 0
-    for state in states:
-        n = 1
-        for d in state.shape:
-            n *= d
-        if state.dtype == "float32":
-            floats += n
-        else:
-            ints += n
-    return floats, ints
+def _check(spec: ArchSpec, frames: int | None, resolution: int | None, num_classes: int) -> None:
+    """`SpecError` naming the first bad argument of `estimate_cost` (a type-and-range fast path first:
+    this runs once per screened spec)."""
+    if not isinstance(spec, ArchSpec):
+        raise SpecError(f"spec: {v.quote(spec)}, must be an ArchSpec")
+    if frames is not None and not (type(frames) is int and 0 < frames <= MAX_FRAMES):
+        v.integer(frames, "frames", 1, MAX_FRAMES, error=SpecError)
+    if resolution is not None and not (type(resolution) is int and 0 < resolution <= MAX_RESOLUTION):
+        v.integer(resolution, "resolution", 1, MAX_RESOLUTION, error=SpecError)
+    if not (type(num_classes) is int and 0 < num_classes <= MAX_CHANNELS):
+        v.integer(num_classes, "num_classes", 1, MAX_CHANNELS, error=SpecError)
+
+
+def _stem(spec: ArchSpec, plan: Plan) -> tuple[int, int, int, int]:
+    """(params, macs, elementwise, peak elements) of the stem conv + BN + activation."""
+    kt, kh, kw = spec.stem.kernel
+    f = spec.stem.filters
+    t, h, w = plan.stem_out
+    p_stem = t * h * w
+    t, h, w = plan.stem_in
+    kvol = kt * kh * kw * 3 * f
+    return kvol + 4 * f, p_stem * kvol, p_stem * f, t * h * w * 3 + p_stem * f
+
+
+def _head(spec: ArchSpec, plan: Plan, num_classes: int) -> tuple[int, int, int, int, int, int, int, int]:
+    """(params, macs, elementwise, peak elements) of the head (conv, BN, pool), then of the classifier."""
+    c = spec.stages[-1].filters
+    hp = spec.head.filters
+    hidden = spec.head.hidden
+    t, h, w = plan.head_in
+    p_head = t * h * w
+    return (c * hp + 4 * hp, p_head * c * hp, 2 * p_head * hp, p_head * (c + hp),
+            hp * hidden + hidden + hidden * num_classes + num_classes, hp * hidden + hidden * num_classes, hidden,
+            hp + hidden + num_classes)
+
+
+def _parts(spec: ArchSpec, plan: Plan, stem: tuple, layers: list, head: tuple, classes: int) -> tuple[BlockCost, ...]:
+    """`Cost.blocks`: the stem, the layers' `BlockCost`s, the head and the classifier."""
+    hp = spec.head.filters
+    s_par, s_mac, s_ew, s_peak = stem
+    h_par, h_mac, h_ew, h_peak, k_par, k_mac, k_ew, k_peak = head
+    h_state = (hp + 1) * BYTES if plan.network.causal else 0  # the head pool's running sum and count
+    return (BlockCost("stem", s_par, s_mac, s_ew, s_peak * BYTES, 0, (*plan.stem_out, spec.stem.filters)),
+            *layers,
+            BlockCost("head", h_par, h_mac, h_ew, h_peak * BYTES, h_state, (1, 1, 1, hp)),
+            BlockCost("classifier", k_par, k_mac, k_ew, k_peak * BYTES, 0, (1, 1, 1, classes)))
 
 
 def estimate_cost(
@@ -155,62 +184,26 @@ def estimate_cost(
     `breakdown=True` also fills `Cost.blocks`, one entry per stem / layer / head / classifier.
     Bad arguments raise `SpecError` naming the argument.
     """
-    if not isinstance(spec, ArchSpec):
-        raise SpecError(f"spec: {v.quote(spec)}, must be an ArchSpec")
-    if frames is not None:
-        v.integer(frames, "frames", 1, MAX_FRAMES, error=SpecError)
-    if resolution is not None:
-        v.integer(resolution, "resolution", 1, MAX_RESOLUTION, error=SpecError)
-    v.integer(num_classes, "num_classes", 1, MAX_CHANNELS, error=SpecError)
+    _check(spec, frames, resolution, num_classes)
     plan: Plan = walk(spec, frames, resolution)
-    kt, kh, kw = spec.stem.kernel
-    f = spec.stem.filters
-    p_stem = plan.stem_out[0] * plan.stem_out[1] * plan.stem_out[2]
-    p_in = plan.stem_in[0] * plan.stem_in[1] * plan.stem_in[2]
-    params = kt * kh * kw * 3 * f + 4 * f
-    macs = p_stem * kt * kh * kw * 3 * f
-    ew = p_stem * f
-    peak = p_in * 3 + p_stem * f
-    parts = []
-    if breakdown:
-        parts.append(BlockCost("stem", params, macs, ew, peak * BYTES, 0, (*plan.stem_out, f)))
-    lpar, lmac, lew, lpk, floats, counters, tensors = _layers(spec, plan, parts if breakdown else None)
-    params += lpar
-    macs += lmac
-    ew += lew
-    peak = max(peak, lpk)
-    c = spec.stages[-1].filters
-    hp = spec.head.filters
-    th, hh, wh = plan.head_in
-    p_head = th * hh * wh
-    h_par = c * hp + 4 * hp
-    h_mac = p_head * c * hp
-    h_ew = 2 * p_head * hp
-    h_peak = p_head * (c + hp)
-    h_floats, h_counters = _state_elements(plan.head_states)
-    floats += h_floats
-    counters += h_counters
-    tensors += len(plan.head_states)
-    h_state = (h_floats + h_counters) * BYTES
-    hidden = spec.head.hidden
-    k_par = hp * hidden + hidden + hidden * num_classes + num_classes
-    k_mac = hp * hidden + hidden * num_classes
-    params += h_par + k_par
-    macs += h_mac + k_mac
-    ew += h_ew + hidden
-    peak = max(peak, h_peak)
-    if breakdown:
-        parts.append(BlockCost("head", h_par, h_mac, h_ew, h_peak * BYTES, h_state, (1, 1, 1, hp)))
-        parts.append(BlockCost("classifier", k_par, k_mac, hidden, (hp + hidden + num_classes) * BYTES,
-                               0, (1, 1, 1, num_classes)))
-    return Cost(
-        params=params,
-        macs=macs,
-        flops=2 * macs,
-        activation_bytes=peak * BYTES,
-        state_bytes=(floats + counters) * BYTES,
-        state_floats=floats,
-        state_tensors=tensors,
-        elementwise=ew,
-        blocks=tuple(parts),
+    layers = [] if breakdown else None
+    params, macs, ew, peak, floats, counters, tensors = _layers(spec, plan, layers)
+    stem = _stem(spec, plan)
+    head = _head(spec, plan, num_classes)
+    if plan.network.causal:  # the head pool's running sum and frame count
+        floats += spec.head.filters
+        counters += 1
+        tensors += 2
+    macs += stem[1] + head[1] + head[5]
+    blocks = _parts(spec, plan, stem, layers, head, num_classes) if breakdown else ()
+    return Cost(  # positional: keywords cost a tenth of the wrapper's time
+        params + stem[0] + head[0] + head[4],  # params
+        macs,
+        2 * macs,  # flops
+        max(peak, stem[3], head[3]) * BYTES,  # activation_bytes
+        (floats + counters) * BYTES,  # state_bytes
+        floats,  # state_floats
+        tensors,  # state_tensors
+        ew + stem[2] + head[2] + head[6],  # elementwise
+        blocks,
     )

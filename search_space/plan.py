@@ -5,8 +5,10 @@ Shapes are (frames, height, width) of activations for a given input; 'SAME' padd
 ceil(n / stride) in every axis (time included, causal or not).
 
 The plan also describes, once, the stream states of a causal spec (`LayerPlan.states`,
-`Plan.head_states`): the stream model's inputs (`search_space.stream`), the layers that consume them
-(`search_space.builder`) and the state size (`search_space.cost`) are all read from it.
+`Plan.head_states`): the stream model's inputs (`search_space.stream`) and the layers that consume
+them (`search_space.builder`) are read from it. They are derived on request, not by the walk: costing
+a spec never builds them (`search_space.cost` counts their sizes in its own loop, held equal to
+these by tests/test_cost.py).
 """
 
 from __future__ import annotations
@@ -36,8 +38,23 @@ class State(NamedTuple):
     feeds: str
 
 
+class Network(NamedTuple):
+    """Spec-wide values that the fields a layer derives on request read (one per walk, shared)."""
+
+    num_layers: int
+    stochastic_depth: float
+    causal: bool
+    split: bool  # the causal temporal conv runs after the spatial stride (conv types other than 3d)
+    pooled: bool  # the SE pool is cumulative when causal (SE types 3d, 2plus3d): running sum and count
+    positional_encoding: bool  # a frame count per layer when causal
+    head_filters: int  # channels of the head pool's running sum
+
+
 class LayerPlan(NamedTuple):
-    """One inverted-bottleneck layer as the builder and the cost model see it."""
+    """One inverted-bottleneck layer as the builder and the cost model see it.
+
+    `drop_rate` and `states` are derived on request: the cost model, the walk's hot caller, reads
+    neither."""
 
     index: int  # over the whole network, from 0
     stage: int
@@ -52,8 +69,21 @@ class LayerPlan(NamedTuple):
     skip_conv: bool  # False: identity residual
     se_in: int  # channels the first SE conv sees (2e for 2plus3d, 0 when no SE)
     se_hidden: int
-    drop_rate: float  # stochastic depth rate of this layer
-    states: tuple[State, ...]  # stream states of this layer (causal specs; empty otherwise)
+    network: Network
+
+    @property
+    def drop_rate(self) -> float:
+        """Stochastic depth rate of this layer: growing linearly to the spec's rate at the last layer."""
+        return self.network.stochastic_depth * (self.index + 1) / self.network.num_layers
+
+    @property
+    def states(self) -> tuple[State, ...]:
+        """Stream states of this layer, in the order it takes them (empty for a non-causal spec)."""
+        net = self.network
+        if not net.causal:
+            return ()
+        conv_in = self.out_shape if net.split else self.in_shape
+        return _layer_states(self.index, self.kernel[0], self.expand, conv_in, net.pooled, net.positional_encoding)
 
 
 class Plan(NamedTuple):
@@ -61,7 +91,15 @@ class Plan(NamedTuple):
     stem_out: Shape
     layers: tuple[LayerPlan, ...]
     head_in: Shape  # (t, h, w) entering the head conv
-    head_states: tuple[State, ...]  # the head pool's stream states (causal specs; empty otherwise)
+    network: Network
+
+    @property
+    def head_states(self) -> tuple[State, ...]:
+        """The head pool's stream states (empty for a non-causal spec)."""
+        if not self.network.causal:
+            return ()
+        return (State("head_sum", (1, 1, 1, self.network.head_filters), "float32", "head_pool"),
+                State("head_count", (1,), "int32", "head_pool"))
 
     @property
     def states(self) -> tuple[State, ...]:
@@ -78,18 +116,15 @@ def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = Non
     shape = (-(-t // st), -(-h // sh), -(-w // sw))
     stem_out = shape
     c = spec.stem.filters
-    n = spec.num_layers
-    rate = spec.stochastic_depth
     has_se = spec.se_type != "none"
     m = 2 if spec.se_type == "2plus3d" else 1
     ratio = spec.se_ratio * m
-    causal = spec.causal
-    split = spec.conv_type != "3d"  # the causal temporal conv runs after the spatial stride
-    pooled = spec.se_type in CUMULATIVE_SE
-    pe = spec.positional_encoding
+    net = Network(spec.num_layers, spec.stochastic_depth, spec.causal, spec.conv_type != "3d",
+                  spec.se_type in CUMULATIVE_SE, spec.positional_encoding, spec.head.filters)
     new = tuple.__new__  # the hot loop of the cost model: skip NamedTuple's keyword binding
     layers = []
     add = layers.append
+    widths = {}  # expansion width → (SE input, SE hidden width)
     i = 0
     for si, stage in enumerate(spec.stages):
         c_out = stage.filters
@@ -102,27 +137,24 @@ def walk(spec: ArchSpec, frames: int | None = None, resolution: int | None = Non
                 out = (-(-shape[0] // s[0]), -(-shape[1] // s[1]), -(-shape[2] // s[2]))
                 skip = True
             e = block.expand
-            if has_se:  # make_divisible(ratio · e, 8), inlined
-                v = ratio * e
-                hid = int(v + 4) // 8 * 8
-                if hid < 8:
-                    hid = 8
-                if hid < 0.9 * v:
-                    hid += 8
-                se_in = m * e
+            if has_se:  # make_divisible(ratio · e, 8), inlined and computed once per width
+                se = widths.get(e)
+                if se is None:
+                    v = ratio * e
+                    hid = int(v + 4) // 8 * 8
+                    if hid < 8:
+                        hid = 8
+                    if hid < 0.9 * v:
+                        hid += 8
+                    se = widths[e] = (m * e, hid)
+                se_in, hid = se
             else:
                 se_in = hid = 0
-            states = _layer_states(i, block.kernel[0], e, out if split else shape, pooled, pe) if causal else ()
+            add(new(LayerPlan, (i, si, bi, c, c_out, e, block.kernel, s, shape, out, skip, se_in, hid, net)))
             i += 1
-            add(new(LayerPlan, (
-                i - 1, si, bi, c, c_out, e, block.kernel, s, shape, out, skip, se_in, hid, rate * i / n, states)))
             shape = out
             c = c_out
-    head = ()
-    if causal:
-        head = (State("head_sum", (1, 1, 1, spec.head.filters), "float32", "head_pool"),
-                State("head_count", (1,), "int32", "head_pool"))
-    return Plan(stem_in, stem_out, tuple(layers), shape, head)
+    return Plan(stem_in, stem_out, tuple(layers), shape, net)
 
 
 def _layer_states(i: int, kt: int, e: int, conv_in: Shape, pooled: bool, pe: bool) -> tuple[State, ...]:

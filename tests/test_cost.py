@@ -5,8 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from search_space import PRESETS, ArchSpec, estimate_cost, make_divisible, movinet, walk
+from search_space.spec import CONV_TYPES, SE_TYPES
 
 # paper GFLOPs at 50 × 172² (they count some element-wise work; conv + dense MACs alone land 2-3% lower)
 PAPER_GFLOPS = {"a0": 2.71, "a1": 6.02}
@@ -209,3 +212,35 @@ def test_costs_grow_with_frames_and_resolution_for_sampled_specs():
         # stream buffers hold a fixed number of frames: they grow with resolution, never with frames
         assert estimate_cost(spec, 9, 64).state_bytes == base.state_bytes
         assert estimate_cost(spec, 8, 80).state_bytes >= base.state_bytes
+
+
+# -- the stream states the cost counts are the plan's -----------------------------------------------
+
+
+def _elements(states) -> tuple[int, int]:
+    """(float32, int32) elements of stream states, from their shapes."""
+    import math
+
+    floats = sum(math.prod(s.shape) for s in states if s.dtype == "float32")
+    return floats, sum(math.prod(s.shape) for s in states) - floats
+
+
+@settings(max_examples=80, deadline=None)
+@given(i=st.integers(0, len(SAMPLED) + 2 * len(PRESETS) - 1), conv=st.sampled_from(CONV_TYPES),
+       se=st.sampled_from(SE_TYPES), causal=st.booleans(), pe=st.booleans(), frames=st.integers(1, 64),
+       resolution=st.integers(8, 320))
+def test_costs_of_random_specs_count_the_states_of_the_full_walk(i, conv, se, causal, pe, frames, resolution):
+    """Costing never builds the stream states; what it counts is what the walk's states hold, per layer
+    and in total, for base and causal specs of every conv and SE type."""
+    presets = [movinet(n, stream=s) for n in PRESETS for s in (False, True)]
+    spec = (SAMPLED + presets)[i].replace(causal=causal, conv_type=conv, se_type=se,
+                                          positional_encoding=causal and pe and se != "none")
+    cost = estimate_cost(spec, frames, resolution, breakdown=True)
+    plan = walk(spec, frames, resolution)
+    floats, ints = _elements(plan.states)
+    assert (cost.state_floats, cost.state_bytes, cost.state_tensors) == (floats, 4 * (floats + ints),
+                                                                         len(plan.states))
+    per_block = [4 * sum(_elements(lp.states)) for lp in plan.layers] + [4 * sum(_elements(plan.head_states))]
+    assert [b.state_bytes for b in cost.blocks[1:-1]] == per_block
+    assert bool(plan.states) == causal
+    assert cost._replace(blocks=()) == estimate_cost(spec, frames, resolution)
