@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .layers import same_pads
-from .plan import walk
+from .plan import LayerPlan, walk
 from .spec import ArchSpec
 
 
@@ -50,11 +50,11 @@ def _region(shape, *bounds) -> tuple:
 
 def sub_masks(net: Any, spec: ArchSpec) -> dict[str, np.ndarray] | None:
     """Per envelope weight path, the 0/1 mask of `spec`'s slice; None when `spec` is not maskable."""
-    env, causal = net.envelope, net.causal
-    shapes = {p: tuple(v.shape) for p, v in net.variables.items()}
-    masks = {p: np.zeros(s, np.float32) for p, s in shapes.items() if net.variables[p].trainable}
+    env = net.envelope
+    masks = {p: np.zeros(tuple(v.shape), np.float32) for p, v in net.variables.items() if v.trainable}
 
     def put(path, *bounds):
+        """Ones over `bounds` (start, size) of the first axes of weight `path`; all of it without bounds."""
         m = masks[path]
         m[_region(m.shape, *bounds)] = 1.0
 
@@ -71,57 +71,73 @@ def sub_masks(net: Any, spec: ArchSpec) -> dict[str, np.ndarray] | None:
     starts = np.cumsum([0] + [len(s.blocks) for s in env.stages])
     for lp in walk(spec, spec.frames, res).layers:
         el = env_layers[starts[lp.stage] + lp.block]
-        p = f"b{el.index}_"
         if lp.skip_conv != el.skip_conv or (spec.positional_encoding and lp.se_in and lp.expand != el.expand):
             return None  # (the positional encoding's channel layout depends on the width)
-        e, c_in, c_out = lp.expand, lp.c_in, lp.c_out
-        put(p + "expand/kernel", (0, c_in), (0, e))
-        bn(p + "expand_bn", e)
-        kt, kh, kw = lp.kernel
-        if env.conv_type == "3d":
-            off = _offsets(el.kernel, lp.kernel, lp.strides, lp.in_shape, causal)
-            if off is None:
-                return None
-            put(p + "dw/kernel", (off[0], kt), (off[1], kh), (off[2], kw), (0, e))
-            bn(p + "dw_bn", e)
-        else:
-            if (kt > 1) != (el.kernel[0] > 1):
-                return None
-            st = lp.strides
-            sp = _offsets((1, *el.kernel[1:]), (1, kh, kw), (st[0] if kt == 1 else 1, *st[1:]), lp.in_shape, causal)
-            if sp is None:
-                return None
-            put(p + "dw/kernel", (0, 1), (sp[1], kh), (sp[2], kw), (0, e))
-            bn(p + "dw_bn", e)
-            if kt > 1:
-                off = _offsets((el.kernel[0], 1, 1), (kt, 1, 1), (st[0], 1, 1), lp.in_shape, causal)
-                if off is None:
-                    return None
-                put(p + "dw_t/kernel", (off[0], kt), (0, 1), (0, 1), (0, e))
-                bn(p + "dw_t_bn", e)
-        if lp.se_in:
-            h = lp.se_hidden
-            put(p + "se/reduce/kernel", (0, e), (0, h))
-            if env.se_type == "2plus3d":
-                put(p + "se/reduce/kernel", (el.expand, e), (0, h))
-            put(p + "se/reduce/bias", (0, h))
-            put(p + "se/expand/kernel", (0, h), (0, e))
-            put(p + "se/expand/bias", (0, e))
-            if spec.positional_encoding:
-                masks[p + "se/pe_scale"][...] = 1.0
-        put(p + "project/kernel", (0, e), (0, c_out))
-        bn(p + "project_bn", c_out)
-        masks[p + "scale/scale"][...] = 1.0
-        if lp.skip_conv:
-            put(p + "skip/kernel", (0, c_in), (0, c_out))
-            bn(p + "skip_bn", c_out)
+        if not _layer_masks(put, bn, lp, el, env, net.causal, spec.positional_encoding):
+            return None
     c_last, head = spec.stages[-1].filters, spec.head.filters
     put("head_conv/kernel", (0, c_last), (0, head))
     bn("head_bn", head)
     put("classifier_hidden/kernel", (0, head))
     for path in ("classifier_hidden/bias", "classifier/kernel", "classifier/bias"):
-        masks[path][...] = 1.0
+        put(path)
     return masks
+
+
+def _layer_masks(put, bn, lp: LayerPlan, el: LayerPlan, env: ArchSpec, causal: bool, pe: bool) -> bool:
+    """Mark layer `lp`'s slice of envelope layer `el` with `put` / `bn`; False when it is not maskable."""
+    p = f"b{el.index}_"
+    e, c_in, c_out = lp.expand, lp.c_in, lp.c_out
+    put(p + "expand/kernel", (0, c_in), (0, e))
+    bn(p + "expand_bn", e)
+    if not _depthwise_masks(put, bn, p, lp, el, env.conv_type, causal):
+        return False
+    if lp.se_in:
+        h = lp.se_hidden
+        put(p + "se/reduce/kernel", (0, e), (0, h))
+        if env.se_type == "2plus3d":
+            put(p + "se/reduce/kernel", (el.expand, e), (0, h))
+        put(p + "se/reduce/bias", (0, h))
+        put(p + "se/expand/kernel", (0, h), (0, e))
+        put(p + "se/expand/bias", (0, e))
+        if pe:
+            put(p + "se/pe_scale")
+    put(p + "project/kernel", (0, e), (0, c_out))
+    bn(p + "project_bn", c_out)
+    put(p + "scale/scale")
+    if lp.skip_conv:
+        put(p + "skip/kernel", (0, c_in), (0, c_out))
+        bn(p + "skip_bn", c_out)
+    return True
+
+
+def _depthwise_masks(put, bn, p: str, lp: LayerPlan, el: LayerPlan, conv_type: str, causal: bool) -> bool:
+    """The depthwise kernel crop (3D, or spatial then temporal for 2+1D) and its BN; False when the
+    crop is not maskable."""
+    e = lp.expand
+    kt, kh, kw = lp.kernel
+    if conv_type == "3d":
+        off = _offsets(el.kernel, lp.kernel, lp.strides, lp.in_shape, causal)
+        if off is None:
+            return False
+        put(p + "dw/kernel", (off[0], kt), (off[1], kh), (off[2], kw), (0, e))
+        bn(p + "dw_bn", e)
+        return True
+    if (kt > 1) != (el.kernel[0] > 1):
+        return False
+    st = lp.strides
+    sp = _offsets((1, *el.kernel[1:]), (1, kh, kw), (st[0] if kt == 1 else 1, *st[1:]), lp.in_shape, causal)
+    if sp is None:
+        return False
+    put(p + "dw/kernel", (0, 1), (sp[1], kh), (sp[2], kw), (0, e))
+    bn(p + "dw_bn", e)
+    if kt > 1:
+        off = _offsets((el.kernel[0], 1, 1), (kt, 1, 1), (st[0], 1, 1), lp.in_shape, causal)
+        if off is None:
+            return False
+        put(p + "dw_t/kernel", (off[0], kt), (0, 1), (0, 1), (0, e))
+        bn(p + "dw_t_bn", e)
+    return True
 
 
 def maskable(net: Any, spec: ArchSpec) -> bool:
