@@ -31,6 +31,7 @@ __all__ = [
     "build_model",
     "estimate_cost",
     "init_states",
+    "load_official",
     "make_divisible",
     "movinet",
     "preset_from_name",
@@ -44,6 +45,10 @@ def __getattr__(name):  # lazy: keep `import search_space` free of TensorFlow
         from .builder import build_model
 
         return build_model
+    if name == "load_official":
+        from .official import load_official
+
+        return load_official
     if name in ("init_states", "stream_step"):
         from . import stream
 
