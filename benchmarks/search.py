@@ -61,10 +61,10 @@ def front_losses(study: optuna.Study) -> np.ndarray:
 
 
 def hypervolume(losses: np.ndarray, reference: np.ndarray, scale: np.ndarray) -> float:
-    from optuna._hypervolume import compute_hypervolume  # the public wrapper was removed in Optuna 5
+    from evaluation.compat import hypervolume as optuna_hypervolume  # Optuna's own, an internal in Optuna 5
 
     pts = losses[(losses < reference).all(axis=1)] / scale
-    return float(compute_hypervolume(pts, reference / scale)) if len(pts) else 0.0
+    return optuna_hypervolume(pts, reference / scale) if len(pts) else 0.0
 
 
 def bench_samplers(root: Path, seeds: int, trials: int) -> None:

@@ -106,18 +106,27 @@ def check_budget(v: dict[str, Any], path: str) -> None:
     number("seconds", 0, optional=True, open_lo=True)
     if v["epochs"] is None and v["steps"] is None and v["seconds"] is None:
         raise ValueError(f"{path}: no limit, set at least one of epochs, steps, seconds")
-    integer("batch_size", 1)
-    number("learning_rate", 0, open_lo=True)
-    number("warmup_fraction", 0, 1, open_hi=True)
-    number("weight_decay", 0)
-    number("grad_clip", 0, optional=True, open_lo=True)
-    number("label_smoothing", 0, 1)
+    check_optimizer(v, path)
     flag("mixed_precision")
     flag("jit_compile", optional=True)
     flag("augment")
     integer("bn_recalibration", 0)
     number("stochastic_depth", 0, 1, optional=True, open_hi=True)
-    number("block_scale_init", 0, optional=True)
+
+
+OPTIMIZER_FIELDS = ("batch_size", "learning_rate", "warmup_fraction", "weight_decay", "grad_clip", "label_smoothing",
+                    "block_scale_init")  # shared by Budget and the supernet's SupernetConfig, defaults on Budget
+
+
+def check_optimizer(v: dict[str, Any], path: str) -> None:
+    """Raise ValueError naming `path.field` for the first bad value among the training fields a
+    proxy budget and a supernet share (`OPTIMIZER_FIELDS`): one set of bounds for both."""
+    validate.integer(v["batch_size"], f"{path}.batch_size", 1)
+    for name, lo, hi, lo_open, hi_open, optional in (
+            ("learning_rate", 0, None, True, False, False), ("warmup_fraction", 0, 1, False, True, False),
+            ("weight_decay", 0, None, False, False, False), ("grad_clip", 0, None, True, False, True),
+            ("label_smoothing", 0, 1, False, False, False), ("block_scale_init", 0, None, False, False, True)):
+        validate.number(v[name], f"{path}.{name}", lo, hi, lo_open=lo_open, hi_open=hi_open, optional=optional)
 
 
 def learning_rate_at(budget: Budget, progress: float) -> float:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .record import LATENCY_MS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
+
 WEIGHTS_FILE = "weights.npz"  # a trial folder's kept proxy weights: {variable path: array}
 
 
@@ -104,25 +106,25 @@ def epoch_bar(epochs: int, desc: str, show: bool = True):
     with tqdm(total=epochs, desc=desc, unit="epoch", file=sys.stderr, dynamic_ncols=True) as bar:
         def on_epoch(epoch: int, entry: dict) -> bool:
             bar.update(1)
-            bar.set_postfix_str(f"val_accuracy={entry['val_accuracy']:.4g}", refresh=True)
+            bar.set_postfix_str(f"val_accuracy={entry[VAL_ACCURACY]:.4g}", refresh=True)
             return False
 
         yield on_epoch
 
 
-def retrain(spec, data_config: dict, proxy: dict, epochs: int, num_classes: int, seed: int = 0,
+def retrain(spec, data_config: dict, proxy: Any, epochs: int, num_classes: int, seed: int = 0,
             base_dir: str | Path | None = None, progress=None) -> Weights:
     """Train `spec` from scratch for `epochs` on the study's dataset (`data_config`, with the
-    spec's sizes filled in) with its proxy settings. `progress(line)` is told what is trained and
+    spec's sizes filled in) with its proxy's settings (`proxy`: an `evaluation.evaluator` value,
+    `training_budget`). `progress(line)` is told what is trained and
     turns on a bar of the epochs (`epoch_bar`). ValueError for a dataset or budget that cannot be
     used, or a failed run."""
     from .datasets import load_dataset
-    from .proxy import Budget, train_proxy
+    from .evaluator import training_budget
+    from .proxy import train_proxy
 
     dataset = load_dataset(data_config, base_dir=base_dir if base_dir is not None else Path.cwd())
-    settings = {k: v for k, v in (proxy or {}).items() if k != "kind"}
-    settings.update(epochs=epochs, steps=None, seconds=None)
-    budget = Budget.from_dict(settings, path="proxy")
+    budget = training_budget(proxy, epochs)
     if dataset.num_classes != num_classes:
         raise ValueError(f"dataset: {dataset.num_classes} classes, the study costed {num_classes}")
     if progress is not None:
@@ -130,7 +132,7 @@ def retrain(spec, data_config: dict, proxy: dict, epochs: int, num_classes: int,
     with epoch_bar(epochs, "training", progress is not None) as on_epoch:
         result = train_proxy(spec, dataset, budget, seed=seed, num_classes=num_classes, return_model=True,
                              callback=on_epoch)
-    if result.status == "failed":
+    if result.status is Outcome.FAILED:
         raise ValueError(f"training failed ({result.reason})")
     labels = list(dataset.class_names) if len(dataset.class_names) == num_classes else None
     return Weights("retrained", result.model, labels, {"epochs": epochs, "dataset": data_config,
@@ -175,7 +177,7 @@ def model_card(row, attrs: dict, how: str, weights: Weights, paths: dict, num_cl
     for col in ("params", "macs", "flops", "activation_bytes", "state_bytes"):
         if col in row and row[col] == row[col]:
             lines.append(f"| {col} | {format_value(col, row[col])} ({int(row[col]):,}) |")
-    metrics = [c for c in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "epochs", "latency_ms",
+    metrics = [c for c in (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, "epochs", LATENCY_MS,
                            "grad_norm", "snip", "synflow", "naswot") if c in row and row[c] == row[c]]
     if metrics:
         whose = {"kept": "these weights' own proxy run", "supernet": "the supernet sub-network, recalibrated: "
@@ -199,8 +201,8 @@ def _weights_lines(weights: Weights, number: int) -> list[str]:
                 "checking size, speed and conversion, not for predictions. Re-export with `--train-epochs E` to "
                 "train on the study's dataset, or train the spec yourself."]
     m = weights.detail.get("metrics") or {}
-    scores = (f"validation accuracy {m.get('val_accuracy', float('nan')):.4g}, "
-              f"validation loss {m.get('val_loss', float('nan')):.4g}")
+    scores = (f"validation accuracy {m.get(VAL_ACCURACY, float('nan')):.4g}, "
+              f"validation loss {m.get(VAL_LOSS, float('nan')):.4g}")
     if weights.source == "kept":
         return [f"Weights: trained during the search, by trial {number}'s own proxy run (kept in "
                 f"`{weights.detail.get('file')}`; {m.get('epochs', float('nan')):.3g} epochs at the proxy's input "

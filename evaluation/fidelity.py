@@ -29,10 +29,11 @@ import numpy as np
 
 from search_space import validate
 
+from .record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 from .zero_cost import BASELINES, ZERO_COST
 
-METRICS = ("val_accuracy", "val_loss", "train_loss", "train_accuracy")
-NEGATED = ("val_loss", "train_loss")
+METRICS = (VAL_ACCURACY, VAL_LOSS, TRAIN_LOSS, TRAIN_ACCURACY)
+NEGATED = (VAL_LOSS, TRAIN_LOSS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,10 +134,10 @@ def parse_proxy(text: str, path: str = "proxy") -> Proxy:
         return Proxy(text)
     parts = text.split(":")
     if parts[0] == "epochs" and len(parts) in (2, 3):
-        metric = parts[2] if len(parts) == 3 else "val_accuracy"
+        metric = parts[2] if len(parts) == 3 else VAL_ACCURACY
         if parts[1].isdigit() and int(parts[1]) >= 1 and metric in METRICS:
             k = int(parts[1])
-            return Proxy(f"epochs:{k}" + (f":{metric}" if metric != "val_accuracy" else ""), k, metric)
+            return Proxy(f"epochs:{k}" + (f":{metric}" if metric != VAL_ACCURACY else ""), k, metric)
     raise ValueError(f"{path}: {text!r}, must be one of {allowed}")
 
 
@@ -206,9 +207,9 @@ def rank_fidelity(
         row.update(zero_cost_scores(spec, dataset, names=zero_names, seed=seed))
         for k in runs:
             result = train_proxy(spec, dataset, dataclasses.replace(budget, epochs=k), seed=seed)
-            row[f"epochs:{k}:status"] = result.status
+            row[f"epochs:{k}:status"] = result.status.value
             for metric in METRICS:
-                value = result.metrics[metric] if result.status != "failed" else math.nan
+                value = result.metrics[metric] if result.status is not Outcome.FAILED else math.nan
                 row[_column(k, metric)] = -value if metric in NEGATED else value
         row["spec"] = spec.to_yaml()
         rows.append(row)
@@ -234,7 +235,7 @@ def rank_fidelity(
 
 
 def _column(k: int, metric: str) -> str:
-    return f"epochs:{k}" if metric == "val_accuracy" else f"epochs:{k}:{metric}"
+    return f"epochs:{k}" if metric == VAL_ACCURACY else f"epochs:{k}:{metric}"
 
 
 def _proxy_column(p: Proxy) -> str:
@@ -243,14 +244,12 @@ def _proxy_column(p: Proxy) -> str:
 
 def scatter_plot(table: Any, correlations: Any, cheap: Sequence[str], reference: str, path: Path) -> Path:
     """One panel per cheap proxy: its score against the reference, tau and rho in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no global backend chosen, no figure kept open
 
     cols = min(3, len(cheap))
     rows = -(-len(cheap) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     stats = correlations.set_index("proxy")
     for ax, name in zip(axes.flat, cheap):
         ax.scatter(table[name], table[reference], s=18, alpha=0.8)
@@ -264,5 +263,4 @@ def scatter_plot(table: Any, correlations: Any, cheap: Sequence[str], reference:
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .budget import Budget, check_optimizer
+
 FORMAT = "movinas-supernet-1"
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PHASES = ("largest", "kernel", "depth", "width")  # progressive shrinking: what becomes elastic, in order
@@ -37,16 +39,16 @@ class SupernetConfig:
     """The `supernet:` section of a search config (defaults documented in docs/oneshot.md)."""
 
     steps: int = 300
-    batch_size: int = 8
+    batch_size: int = Budget.batch_size  # the training fields shared with Budget take its defaults
     random_subnets: int = 2
-    learning_rate: float = 3e-3
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.05
-    grad_clip: float | None = 1.0
-    label_smoothing: float = 0.1
+    learning_rate: float = Budget.learning_rate
+    warmup_fraction: float = Budget.warmup_fraction
+    weight_decay: float = Budget.weight_decay
+    grad_clip: float | None = Budget.grad_clip
+    label_smoothing: float = Budget.label_smoothing
     distill: bool = True
     progressive: bool = False
-    block_scale_init: float | None = 1.0
+    block_scale_init: float | None = Budget.block_scale_init
     checkpoint: str = "supernet.npz"  # relative to the study folder results/<study>/
     checkpoint_every: int = 25
     recalibration_clips: int = 64  # training clips for BN recalibration of a scored sub-network
@@ -68,17 +70,12 @@ def parse_supernet(value: Any, path: str = "supernet") -> SupernetConfig:
     from search_space import validate as check  # one wording for every config error
 
     v = {**asdict(SupernetConfig()), **value}
-    for name in ("steps", "batch_size", "checkpoint_every"):
+    for name in ("steps", "checkpoint_every"):
         check.integer(v[name], f"{path}.{name}", 1)
     for name in ("random_subnets", "recalibration_clips"):
         check.integer(v[name], f"{path}.{name}", 0)
     check.integer(v["val_clips"], f"{path}.val_clips", 1, optional=True)
-    check.number(v["learning_rate"], f"{path}.learning_rate", 0, 10, lo_open=True)
-    check.number(v["warmup_fraction"], f"{path}.warmup_fraction", 0, 1, hi_open=True)
-    check.number(v["weight_decay"], f"{path}.weight_decay", 0, 10)
-    check.number(v["grad_clip"], f"{path}.grad_clip", 0, lo_open=True, optional=True)
-    check.number(v["label_smoothing"], f"{path}.label_smoothing", 0, 1)
-    check.number(v["block_scale_init"], f"{path}.block_scale_init", 0, 10, optional=True)
+    check_optimizer(v, path)  # the bounds a proxy budget's same fields have
     for name in ("distill", "progressive"):
         check.boolean(v[name], f"{path}.{name}")
     if v["mixed_precision"] is not None:

@@ -6,28 +6,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
-def is_supernet_study(attrs: dict) -> bool:
-    return ((attrs.get("config") or {}).get("proxy") or {}).get("kind") == "supernet"
+from .record import VAL_ACCURACY, VAL_LOSS, Outcome
 
 
-def supernet_weights(spec: Any, attrs: dict, num_classes: int, seed: int = 0, epochs: int | None = None,
-                     progress: Any = None):
+def supernet_weights(spec: Any, proxy: Any, attrs: dict, num_classes: int, seed: int = 0,
+                     epochs: int | None = None, progress: Any = None):
     """`evaluation.export_trial.Weights` of `spec` from the study's supernet: source "supernet"
     (inherited, recalibrated on `supernet.recalibration_clips` training clips, scored on the
     validation clips) or, with `epochs`, "supernet_finetuned" (then trained `epochs` more with the
-    study's proxy settings). ValueError naming the checkpoint or dataset when they cannot be used."""
+    study's proxy settings). `proxy`: the study's `evaluation.evaluator.SupernetProxy`. ValueError naming
+    the checkpoint or dataset when they cannot be used."""
     from .datasets import dataset_for, load_dataset
+    from .evaluator import training_budget
     from .export_trial import Weights, epoch_bar
-    from .oneshot import load_supernet, parse_supernet
+    from .oneshot import load_supernet
+    from .oneshot_proxy import checkpoint_file
     from .oneshot_score import Scorer, recalibrated_model, recalibration_clips
-    from .proxy import Budget, train_proxy
+    from .proxy import train_proxy
 
     config = attrs.get("config") or {}
-    cfg = parse_supernet(config.get("supernet"))
-    path = Path(cfg.checkpoint).expanduser()
-    if not path.is_absolute():
-        path = Path(attrs.get("folder") or ".") / path
+    cfg = proxy.supernet
+    path = checkpoint_file(cfg, attrs.get("folder") or ".")
     net = load_supernet(path, num_classes=num_classes)
     data = load_dataset(dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec), base_dir=Path.cwd())
     model = recalibrated_model(net, spec, data.train.x, cfg.recalibration_clips, seed)
@@ -35,19 +34,17 @@ def supernet_weights(spec: Any, attrs: dict, num_classes: int, seed: int = 0, ep
     metrics = Scorer(net).score(spec, recal, data.val.x, data.val.y.astype("int64"))
     labels = list(data.class_names) if len(data.class_names) == num_classes else None
     detail = {"checkpoint": str(path), "step": int(net.meta["step"]), "recalibration_clips": len(recal),
-              "metrics": {k: metrics[k] for k in ("val_accuracy", "val_loss")}}
+              "metrics": {k: metrics[k] for k in (VAL_ACCURACY, VAL_LOSS)}}
     if not epochs:
         return Weights("supernet", model, labels, detail)
     if progress is not None:
         progress(f"fine-tuning the inherited weights for {epochs} epochs on {data!r} ...")
-    settings = {k: v for k, v in (config.get("proxy") or {}).items() if k != "kind"}
-    settings.update(epochs=epochs, steps=None, seconds=None)
-    budget = Budget.from_dict(settings, path="proxy")
+    budget = training_budget(proxy, epochs)
     start = {w.path: w.numpy() for w in model.weights if "seed_generator" not in w.path}
     with epoch_bar(epochs, "fine-tuning", progress is not None) as on_epoch:
         result = train_proxy(spec, data, budget, seed=seed, num_classes=num_classes, return_model=True,
                              initial_weights=start, callback=on_epoch)
-    if result.status == "failed":
+    if result.status is Outcome.FAILED:
         raise ValueError(f"fine-tuning failed ({result.reason})")
     detail.update(epochs=epochs, inherited_metrics=detail["metrics"],
                   metrics={k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))})
@@ -58,8 +55,8 @@ def card_lines(weights: Any) -> list[str]:
     """The model card's first paragraph for supernet weights."""
     d = weights.detail
     m = d.get("metrics") or {}
-    scores = (f"validation accuracy {m.get('val_accuracy', float('nan')):.4g}, "
-              f"validation loss {m.get('val_loss', float('nan')):.4g}")
+    scores = (f"validation accuracy {m.get(VAL_ACCURACY, float('nan')):.4g}, "
+              f"validation loss {m.get(VAL_LOSS, float('nan')):.4g}")
     inherited = (f"inherited from the study's supernet (`{d['checkpoint']}`, step {d['step']}), BatchNorm statistics "
                  f"recalibrated on {d['recalibration_clips']} training clips")
     if weights.source == "supernet":
@@ -67,7 +64,7 @@ def card_lines(weights: Any) -> list[str]:
                 "fine-tune them first."]
     return [f"Weights: {inherited}, then fine-tuned for {d['epochs']} epochs with the study's proxy settings: "
             f"{scores} (inherited, before fine-tuning: validation accuracy "
-            f"{d['inherited_metrics'].get('val_accuracy', float('nan')):.4g})."]
+            f"{d['inherited_metrics'].get(VAL_ACCURACY, float('nan')):.4g})."]
 
 
-__all__ = ["card_lines", "is_supernet_study", "supernet_weights"]
+__all__ = ["card_lines", "supernet_weights"]

@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from .compat import all_layers, set_untracked
+from .record import VAL_ACCURACY, VAL_LOSS
+
 
 def recalibration_clips(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """The first `n` training clips of a seeded order (every candidate gets the same ones)."""
@@ -34,8 +37,7 @@ class Scorer:
 
         self.net, self.batch_size = net, batch_size
         model = net.envelope_model
-        self.bns = [layer for layer in model._flatten_layers(include_self=False)
-                    if isinstance(layer, keras.layers.BatchNormalization)]
+        self.bns = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
         self.momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
         self.stat_vars = [w for w in model.non_trainable_variables if "seed_generator" not in w.path]
         n_train = len(model.trainable_variables)
@@ -68,7 +70,7 @@ class Scorer:
 
         saved = [layer.momentum for layer in self.bns]
         for layer in self.bns:
-            object.__setattr__(layer, "momentum", self.momentum)  # read as a variable in the trace
+            set_untracked(layer, "momentum", self.momentum)  # read as a variable in the trace
         try:
             stats = [tf.convert_to_tensor(w) for w in self.stat_vars]
             for i, start in enumerate(range(0, len(clips), self.batch_size), start=1):
@@ -76,7 +78,7 @@ class Scorer:
                 stats = self._recal(masks, clips[start:start + self.batch_size], stats)
         finally:
             for layer, m in zip(self.bns, saved):
-                object.__setattr__(layer, "momentum", m)
+                set_untracked(layer, "momentum", m)
         return stats
 
     def score(self, spec: Any, recal_x: np.ndarray, val_x: np.ndarray, val_y: np.ndarray) -> dict:
@@ -86,7 +88,7 @@ class Scorer:
         t0 = time.perf_counter()
         masks = self.net.masks(spec)
         if masks is None:
-            return _score_extracted(self.net, spec, recal_x, val_x, val_y, self.batch_size, t0)
+            return score_extracted(self.net, spec, recal_x, val_x, val_y, self.batch_size, t0)
         masks = [tf.constant(m) for m in masks]
         stats = self._precise_bn(masks, recal_x.astype(np.float32, copy=False))
         out = [self._logits(masks, val_x[i:i + self.batch_size].astype(np.float32, copy=False), stats).numpy()
@@ -99,10 +101,10 @@ def _metrics(logits: np.ndarray, y: np.ndarray, t0: float) -> dict:
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     loss = float(-logp[np.arange(len(y)), y].mean())
     acc = float((logits.argmax(axis=1) == y).mean())
-    return {"val_accuracy": acc, "val_loss": loss, "seconds": time.perf_counter() - t0}
+    return {VAL_ACCURACY: acc, VAL_LOSS: loss, "seconds": time.perf_counter() - t0}
 
 
-def _score_extracted(net, spec, recal_x, val_x, val_y, batch_size, t0) -> dict:
+def score_extracted(net, spec, recal_x, val_x, val_y, batch_size, t0) -> dict:
     """The same score on the extracted model (sub-networks that cannot run as masks)."""
     from search_space.supernet import extract
 
@@ -141,4 +143,4 @@ def recalibrated_model(net: Any, spec: Any, train_x: np.ndarray, clips: int, see
     return stream
 
 
-__all__ = ["Scorer", "recalibrated_model", "recalibration_clips"]
+__all__ = ["Scorer", "recalibrated_model", "recalibration_clips", "score_extracted"]

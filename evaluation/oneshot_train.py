@@ -72,9 +72,9 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed and gpu else ("mixed_bfloat16" if mixed else "float32"))
     try:
-        from .proxy import _Seeded, forget_custom_gradients
+        from .compat import forget_custom_gradients, seeded
 
-        with strategy.scope(), _Seeded(seed):  # the same initial weights for the same seed
+        with strategy.scope(), seeded(seed):  # the same initial weights for the same seed
             net = Supernet(space, k, block_scale_init=config.block_scale_init)
             optimizer = keras.optimizers.AdamW(learning_rate=learning_rate_at(config, 0.0),
                                                weight_decay=config.weight_decay, global_clipnorm=config.grad_clip)

@@ -1,11 +1,10 @@
 """Pareto fronts, hypervolume and trial selection over a `load_results` DataFrame.
 
 Objectives are `{column: "maximize" | "minimize"}`; any numeric column may be one (not only the
-study's own objectives). The non-dominated filter and the hypervolume are Optuna's own: Optuna
-5.0 exposes them only as internals (`optuna.study._multi_objective._is_pareto_front`,
-`optuna._hypervolume.compute_hypervolume`; the public `Study.best_trials` and
-`plot_hypervolume_history` work on a study's own objectives, not on DataFrame columns), so they
-are imported in one place below; tests/test_pareto.py checks them against brute force.
+study's own objectives). The non-dominated filter and the hypervolume are Optuna's own: Optuna 5
+exposes them only as internals (the public `Study.best_trials` and `plot_hypervolume_history` work
+on a study's own objectives, not on DataFrame columns), reached through evaluation/compat.py;
+tests/test_pareto.py checks them against brute force.
 """
 
 from __future__ import annotations
@@ -16,22 +15,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .compat import hypervolume as compat_hypervolume
+from .compat import pareto_front_mask
+from .record import TRAIN_ACCURACY, VAL_ACCURACY, usable_mask
 from .zero_cost import ZERO_COST  # numpy only at import
 
 DIRECTIONS = ("maximize", "minimize")
-MAXIMIZED = ("val_accuracy", "train_accuracy", *ZERO_COST)  # higher is better; every other column lower
-
-
-def _optuna_front(loss: np.ndarray) -> np.ndarray:
-    from optuna.study._multi_objective import _is_pareto_front  # private in Optuna 5.0, see above
-
-    return _is_pareto_front(loss, assume_unique_lexsorted=False)
-
-
-def _optuna_hypervolume(loss: np.ndarray, reference: np.ndarray) -> float:
-    from optuna._hypervolume import compute_hypervolume  # private in Optuna 5.0, see above
-
-    return float(compute_hypervolume(loss, reference))
+MAXIMIZED = (VAL_ACCURACY, TRAIN_ACCURACY, *ZERO_COST)  # higher is better; every other column lower
 
 
 def check_objectives(df, objectives: Mapping[str, str]) -> dict[str, str]:
@@ -55,11 +45,7 @@ def numeric_columns(df) -> list[str]:
 
 def candidates(df, objectives: Mapping[str, str], feasible_only: bool = True):
     """Rows that may sit on a front: COMPLETE trials (feasible ones when asked) with finite objectives."""
-    keep = np.ones(len(df), dtype=bool)
-    if "state" in df:
-        keep &= (df["state"] == "COMPLETE").to_numpy()
-    if feasible_only and "feasible" in df:
-        keep &= df["feasible"].fillna(False).to_numpy(dtype=bool)
+    keep = usable_mask(df, feasible=feasible_only)
     for col in objectives:
         keep &= np.isfinite(df[col].to_numpy(dtype=float))
     return df[keep]
@@ -79,7 +65,7 @@ def pareto_mask(df, objectives: Mapping[str, str], feasible_only: bool = True):
     pool = candidates(df, objectives, feasible_only)
     mask = pd.Series(False, index=df.index)
     if len(pool):
-        mask.loc[pool.index[_optuna_front(_loss(pool, objectives))]] = True
+        mask.loc[pool.index[pareto_front_mask(_loss(pool, objectives))]] = True
     return mask
 
 
@@ -164,7 +150,7 @@ def _hv(loss: np.ndarray, ref: np.ndarray) -> float:
     if not len(loss) or not np.all(np.isfinite(ref)):
         return 0.0
     inside = loss[np.all(loss <= ref, axis=1)]
-    return _optuna_hypervolume(inside, ref) if len(inside) else 0.0
+    return compat_hypervolume(inside, ref) if len(inside) else 0.0
 
 
 # ---------------------------------------------------------------------------------------------

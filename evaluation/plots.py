@@ -16,15 +16,14 @@ import numpy as np
 from search_space.spec import NUM_CLASSES
 
 from .pareto import MAXIMIZED, hypervolume_history, pareto_mask
-from .record import Outcome, read_trial
+from .record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, VAL_LOSS, Outcome, read_trial, usable_mask
 from .results import COSTS, objectives_of
 
 LABELS = {
-    "val_accuracy": "validation accuracy (proxy)", "val_loss": "validation loss (proxy)",
+    VAL_ACCURACY: "validation accuracy (proxy)", VAL_LOSS: "validation loss (proxy)",
     "flops": "FLOPs", "macs": "MACs", "params": "parameters", "activation_bytes": "peak activation memory",
-    "state_bytes": "stream state memory", "latency_ms": "latency (ms, batch 1)",
+    "state_bytes": "stream state memory", LATENCY_MS: "latency (ms, batch 1)",
 }
-BYTE_COLUMNS = ("activation_bytes", "state_bytes")
 STYLE = {  # how each kind of trial is drawn
     "pareto": dict(marker="o", s=70, color="#d62728", edgecolor="black", zorder=5, label="Pareto-optimal"),
     "feasible": dict(marker="o", s=36, color="#1f77b4", alpha=0.75, zorder=4, label="feasible"),
@@ -80,12 +79,11 @@ def _kinds(df, objectives: Mapping[str, str]) -> dict[str, object]:
     """Rows of each kind of trial (see STYLE)."""
     state = df["state"] if "state" in df else None
     outcome = df["outcome"] if "outcome" in df else None
-    complete = (state == "COMPLETE") if state is not None else np.ones(len(df), bool)
-    feasible = df["feasible"].fillna(False).astype(bool) if "feasible" in df else complete
-    on_front = pareto_mask(df, objectives) if len(df) else complete & False
+    usable = usable_mask(df)
+    on_front = pareto_mask(df, objectives).to_numpy(dtype=bool) if len(df) else usable & False
     return {
         "pareto": df[on_front],
-        "feasible": df[complete & feasible & ~on_front],
+        "feasible": df[usable & ~on_front],
         "early_stopped": df[(outcome == Outcome.EARLY_STOPPED.value)] if outcome is not None else df.iloc[:0],
         "infeasible": df[df["feasible"].eq(False).fillna(False).astype(bool)] if "feasible" in df else df.iloc[:0],
         "failed": df[state == "FAIL"] if state is not None else df.iloc[:0],
@@ -109,7 +107,7 @@ def preset_costs(df, presets: Sequence[str] = ("a0", "a1", "a2")) -> dict[str, d
     return {name.upper(): estimate_cost(movinet(name), frames, resolution, classes)._asdict() for name in presets}
 
 
-def plot_tradeoff(df, x: str = "flops", y: str = "val_accuracy", objectives: Mapping[str, str] | None = None,
+def plot_tradeoff(df, x: str = "flops", y: str = VAL_ACCURACY, objectives: Mapping[str, str] | None = None,
                   presets: Sequence[str] = ("a0", "a1", "a2"), path=None, title: str | None = None):
     """`y` against `x` for every trial: Pareto-optimal, feasible, stopped-early, infeasible and
     failed trials drawn differently; trials without a `y` (never trained) along the bottom edge.

@@ -4,22 +4,20 @@
 a `Budget` (epochs, optimizer steps or wall-clock seconds, whichever ends first) with a custom
 loop around a compiled train step, validates after every epoch and reports each epoch to a
 callback that may stop the run (pruning). A NaN or infinite loss ends the run with status
-``"failed"`` instead of an exception.
+`Outcome.FAILED` instead of an exception.
 
 Reproducibility: the run seeds Python's, NumPy's, TensorFlow's and Keras' global random number
 generators with `seed` (through `keras.utils.set_random_seed`; Keras draws weight initializers and
-dropout masks from these global generators, so there is no narrower way). The Python and NumPy
-generator states are restored when the run ends; TensorFlow's global seed stays set. On CPU the
+dropout masks from these global generators, so there is no narrower way) for the run only
+(`evaluation.compat.seeded`): every one is put back as it was when the run ends. On CPU the
 same seed, spec and data give identical metrics; seconds-only budgets are the exception, since
 their learning-rate schedule follows the clock.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +26,14 @@ from typing import Any
 import numpy as np
 
 from .budget import Budget, learning_rate_at
+from .compat import all_layers, forget_custom_gradients, seeded, set_untracked
+from .record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 
-__all__ = ["Budget", "ProxyResult", "STATUSES", "learning_rate_at", "set_block_scales", "train_proxy"]
+__all__ = ["Budget", "PreciseBN", "ProxyResult", "STATUSES", "forget_custom_gradients", "input_shape", "learning_rate_at",
+           "seeded", "set_block_scales", "train_proxy"]
 
-STATUSES = ("complete", "pruned", "failed", "rejected")  # rejected: a proxy that cannot score the spec
+STATUSES = (Outcome.COMPLETE, Outcome.EARLY_STOPPED, Outcome.FAILED, Outcome.INFEASIBLE)  # the outcomes a proxy run has;
+# INFEASIBLE: a proxy that cannot score the spec (a table that does not hold it)
 DEFAULT_BUDGET = Budget()
 
 
@@ -48,7 +50,7 @@ class ProxyResult:
     `model`: the trained Keras model when `train_proxy(..., return_model=True)`.
     """
 
-    status: str
+    status: Outcome  # one of STATUSES
     metrics: dict
     history: tuple[dict, ...] = ()
     reason: str | None = None
@@ -58,28 +60,11 @@ class ProxyResult:
 Callback = Callable[[int, dict], bool]
 
 
-class _Seeded:
-    """Seed every global generator Keras draws from; restore Python's and NumPy's on exit."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def __enter__(self) -> None:
-        import keras
-
-        self._py, self._np = random.getstate(), np.random.get_state()
-        keras.utils.set_random_seed(self.seed)
-
-    def __exit__(self, *exc: Any) -> None:
-        random.setstate(self._py)
-        np.random.set_state(self._np)
-
-
 def set_block_scales(model: Any, value: float) -> None:
     """Set every ReZero block scale (`search_space.layers.LayerScale`) of `model` to `value`."""
     from search_space.layers import LayerScale
 
-    for layer in model._flatten_layers(include_self=False):
+    for layer in all_layers(model):
         if isinstance(layer, LayerScale):
             layer.scale.assign(value)
 
@@ -132,7 +117,7 @@ def train_proxy(
     The model is built for the dataset's frames and resolution (not `spec.frames`/`resolution`)
     with `num_classes` outputs (the dataset's by default) and the budget's stochastic depth. `callback(epoch, metrics)` runs after
     each epoch's validation with that epoch's history entry; returning True stops the run with
-    status "pruned". Keras' session is cleared before the run (and after it unless
+    status `Outcome.EARLY_STOPPED`. Keras' session is cleared before the run (and after it unless
     `return_model`), so hundreds of runs in one process do not accumulate memory. `depthwise` picks
     the builder's depthwise-conv implementation ("grouped" only to compare speed).
     `initial_weights` ({variable path: array}, e.g. a supernet sub-network's) replaces the fresh
@@ -157,7 +142,7 @@ def train_proxy(
     try:
         if policy:
             keras.config.set_dtype_policy(policy)
-        with _Seeded(seed), forget_custom_gradients():
+        with seeded(seed), forget_custom_gradients():
             from search_space import build_model
 
             model = build_model(spec, num_classes=k, frames=frames, resolution=resolution, depthwise=depthwise)
@@ -174,27 +159,6 @@ def train_proxy(
     del model
     keras.backend.clear_session()
     return result
-
-
-@contextlib.contextmanager
-def forget_custom_gradients():
-    """Drop, on exit, the gradient functions `tf.custom_gradient` registered within the block.
-
-    In graph mode (every tf.function trace) `tf.custom_gradient`, which Keras' optimizers reach,
-    registers a uniquely named gradient in TensorFlow's global registry and never removes it; the
-    entry holds the traced graph, so each trained model leaked ~30 MB (a 100-trial search grew by
-    3 GB). The entries are only looked up while a gradient is being traced, i.e. inside the block.
-    """
-    from tensorflow.python.framework import ops  # the registry has no public API
-
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    before = set(registry) if isinstance(registry, dict) else None
-    try:
-        yield
-    finally:
-        if before is not None:
-            for name in [n for n in registry if n not in before and n.startswith("CustomGradient-")]:
-                registry.pop(name, None)
 
 
 def _pipelines(dataset: Any, budget: Budget, seed: int):
@@ -235,7 +199,7 @@ def _fit(model, dataset, budget: Budget, k: int, seed: int, jit: bool, policy: s
     history: list[dict] = []
     step = epoch = train_clips = 0
     train_seconds = 0.0
-    status, reason = "complete", None
+    status, reason = Outcome.COMPLETE, None
     t_loop = time.perf_counter()
     done = False
     try:
@@ -253,7 +217,7 @@ def _fit(model, dataset, budget: Budget, k: int, seed: int, jit: bool, policy: s
                 n_steps += 1
                 if not math.isfinite(loss):
                     what = "NaN" if math.isnan(loss) else "infinite"
-                    status, reason = "failed", f"loss became {what} at epoch {epoch} step {step}"
+                    status, reason = Outcome.FAILED, f"loss became {what} at epoch {epoch} step {step}"
                     break
                 loss_sum += loss
                 correct_sum += float(correct)
@@ -266,32 +230,32 @@ def _fit(model, dataset, budget: Budget, k: int, seed: int, jit: bool, policy: s
                     break
             train_seconds += time.perf_counter() - t_epoch
             train_clips += n_steps * bs
-            if status == "failed":
+            if status is Outcome.FAILED:
                 break
             precise_bn.recalibrate()
             val_loss, val_acc = _evaluate(eval_fn, val_ds, len(dataset.val.y))
             if not math.isfinite(val_loss):
-                status, reason = "failed", f"validation loss became NaN at epoch {epoch} step {step}"
+                status, reason = Outcome.FAILED, f"validation loss became NaN at epoch {epoch} step {step}"
                 break
             entry = {
                 "epoch": epoch,
-                "train_loss": loss_sum / max(n_steps, 1),
-                "train_accuracy": correct_sum / max(n_steps * bs, 1),
-                "val_loss": val_loss,
-                "val_accuracy": val_acc,
+                TRAIN_LOSS: loss_sum / max(n_steps, 1),
+                TRAIN_ACCURACY: correct_sum / max(n_steps * bs, 1),
+                VAL_LOSS: val_loss,
+                VAL_ACCURACY: val_acc,
                 "steps": step,
                 "seconds": time.perf_counter() - start,
             }
             history.append(entry)
             if callback is not None and callback(epoch, dict(entry)):
-                status, reason = "pruned", f"stopped by the callback after epoch {epoch}"
+                status, reason = Outcome.EARLY_STOPPED, f"stopped by the callback after epoch {epoch}"
                 break
     finally:
         precise_bn.restore()
 
     last = history[-1] if history else {}
     metrics = {name: last.get(name, math.nan)
-               for name in ("val_accuracy", "val_loss", "train_loss", "train_accuracy")}
+               for name in (VAL_ACCURACY, VAL_LOSS, TRAIN_LOSS, TRAIN_ACCURACY)}
     metrics.update(
         epochs=step / steps_per_epoch,
         steps=step,
@@ -352,8 +316,7 @@ class PreciseBN:
         import keras
         import tensorflow as tf
 
-        self.layers = [layer for layer in model._flatten_layers(include_self=False)
-                       if isinstance(layer, keras.layers.BatchNormalization)]
+        self.layers = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
         self.momenta = [layer.momentum for layer in self.layers]
         self.batches = [clips[i: i + batch_size] for i in range(0, len(clips), batch_size)]  # all full
         if not self.layers or not self.batches:
@@ -361,8 +324,7 @@ class PreciseBN:
             return
         self.momentum = tf.Variable(float(self.momenta[0]), trainable=False, dtype=tf.float32)
         for layer in self.layers:
-            # object.__setattr__: keep Keras from tracking the variable as a weight of the layer
-            object.__setattr__(layer, "momentum", self.momentum)
+            set_untracked(layer, "momentum", self.momentum)  # not a weight of the layer
         self.forward = tf.function(lambda x: model(x, training=True), jit_compile=jit, autograph=False)
 
     def recalibrate(self) -> None:
@@ -376,7 +338,7 @@ class PreciseBN:
 
     def restore(self) -> None:
         for layer, m in zip(self.layers, self.momenta):
-            object.__setattr__(layer, "momentum", m)
+            set_untracked(layer, "momentum", m)
 
 
 def _correct(logits, y, weight=None):

@@ -18,8 +18,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .compat import OPTUNA_CONSTRAINTS_KEY, trial_id
+
 SCHEMA_VERSION = 2  # 1: records before the version was stored (read the same way)
-CONSTRAINTS_KEY = "constraints"  # system attr holding the violations as a list, as Optuna's constraints_func
+CONSTRAINTS_KEY = OPTUNA_CONSTRAINTS_KEY  # system attr holding the violations as a list, as a constraints_func's
+
+# Metric and column names, written once (configs and YAML spell the same strings).
+VAL_ACCURACY, VAL_LOSS = "val_accuracy", "val_loss"  # after the last evaluated epoch
+TRAIN_ACCURACY, TRAIN_LOSS = "train_accuracy", "train_loss"  # mean over the last epoch
+LATENCY_MS = "latency_ms"  # forward pass of the built model, batch 1
+TRAINED = (VAL_ACCURACY, VAL_LOSS)  # objectives measured by proxy training
+FINAL_METRICS = (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS)
+CURVE_METRICS = (TRAIN_LOSS, TRAIN_ACCURACY, VAL_LOSS, VAL_ACCURACY)  # per epoch, in curve order
+BYTE_COLUMNS = ("activation_bytes", "state_bytes")  # costs measured in bytes (MB units in constraints, reports)
 
 
 class Outcome(str, Enum):
@@ -48,6 +59,25 @@ class Outcome(str, Enum):
 
 STATE_OF = {Outcome.COMPLETE: "COMPLETE", Outcome.EARLY_STOPPED: "PRUNED", Outcome.INFEASIBLE: "PRUNED",
             Outcome.DUPLICATE: "PRUNED", Outcome.FAILED: "FAIL", Outcome.INTERRUPTED: "FAIL"}
+
+
+def is_feasible(violations: dict[str, float]) -> bool:
+    """The one feasibility rule: no constraint broken (every value - limit <= 0); no constraints: feasible."""
+    return all(v <= 0 for v in violations.values())
+
+
+def usable_mask(df, feasible: bool = True):
+    """Rows of a results DataFrame that count as results: COMPLETE and feasible (only COMPLETE when
+    not `feasible`; a missing `state` or `feasible` column: every row; an unknown feasibility: not
+    feasible). A boolean numpy array."""
+    import numpy as np
+
+    keep = np.ones(len(df), dtype=bool)
+    if "state" in df:
+        keep &= (df["state"] == "COMPLETE").to_numpy(dtype=bool)
+    if feasible and "feasible" in df:
+        keep &= df["feasible"].fillna(False).to_numpy(dtype=bool)
+    return keep
 
 
 def outcome_of(state: str, stored: Any) -> Outcome | None:
@@ -102,6 +132,11 @@ class TrialRecord:
         return self.outcome is not None and self.outcome.rejected
 
     @property
+    def usable(self) -> bool:
+        """COMPLETE and feasible (`usable_mask` for a DataFrame of records)."""
+        return self.state == "COMPLETE" and self.feasible is True
+
+    @property
     def duration(self) -> float:
         if self.datetime_start is None or self.datetime_complete is None:
             return math.nan
@@ -116,9 +151,9 @@ class TrialRecord:
 
     def arch_spec(self):
         """The `ArchSpec` (None when not stored or not readable by this version). A stored spec
-        whose hash is its `spec_id` is exactly what the writer stored from a validated `ArchSpec`,
-        and is rebuilt without validating it again (reading thousands of trials); any other goes
-        through `ArchSpec.from_dict`."""
+        whose hash is its `spec_id` is exactly what the writer stored from an `ArchSpec`, and is
+        rebuilt directly from its fields (reading thousands of trials); any other goes through
+        `ArchSpec.from_dict`."""
         from search_space import ArchSpec, SpecError
 
         if not self.spec:
@@ -146,7 +181,7 @@ def from_attrs(number: int, state: str, user_attrs: dict, system_attrs: dict, pa
     violations = attrs.get("violations") or _constraints(system_attrs)
     feasible = attrs.get("feasible")
     if feasible is None and violations:
-        feasible = all(v <= 0 for v in violations.values())
+        feasible = is_feasible(violations)
     return TrialRecord(
         number=number, state=state, outcome=outcome_of(state, attrs.get("outcome")), reason=attrs.get("reason"),
         spec=attrs.get("spec"), spec_id=attrs.get("spec_id"), cost=dict(attrs.get("cost") or {}),
@@ -183,7 +218,10 @@ def _block(expand: int, kernel: tuple, strides: tuple):
 
 
 def _rebuild(data: dict):
-    """An `ArchSpec` from the dict of one (all fields present), without validating it again."""
+    """An `ArchSpec` from the dict of one (all fields present), its blocks shared (`_block`). Built
+    through the constructor, so validated like any spec: the validation costs about as much as
+    skipping it (measured on 2,000 paper-space specs), the dict walk and `from_dict`'s checks of
+    field types being what made `from_dict` slower."""
     import dataclasses
 
     from search_space.spec import ArchSpec, Head, Stage, Stem
@@ -194,10 +232,7 @@ def _rebuild(data: dict):
     top = dict(data, stem=Stem(**data["stem"]), head=Head(**data["head"]),
                stages=tuple(Stage(s["filters"], tuple(_block(b["expand"], tuple(b["kernel"]), tuple(b["strides"]))
                                                       for b in s["blocks"])) for s in data["stages"]))
-    spec = object.__new__(ArchSpec)  # skips __post_init__'s validation, done when the spec was written
-    for name in names:
-        object.__setattr__(spec, name, top[name])
-    return spec
+    return ArchSpec(**top)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,8 +246,8 @@ def write_start(trial, *, spec: dict, spec_id: str, cost: dict, costed_at: dict,
     samplers, `best_trials` and visualizations and optuna-dashboard see feasibility; the named
     values are in the `violations` attr. A retry arrives with its predecessor's attrs: the end
     of that trial (outcome, reason, results) is cleared."""
-    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, [float(v) for v in violations.values()])
-    feasible = all(v <= 0 for v in violations.values())
+    trial.storage.set_trial_system_attr(trial_id(trial), CONSTRAINTS_KEY, [float(v) for v in violations.values()])
+    feasible = is_feasible(violations)
     inherited = trial.user_attrs  # empty but for a retry
     for key, value in {"schema": SCHEMA_VERSION, "spec": spec, "spec_id": spec_id, "cost": cost,
                        "costed_at": costed_at, "violations": violations, "feasible": feasible, "worker": worker,
@@ -245,9 +280,26 @@ def write_outcome(trial, outcome: Outcome, reason: str | None) -> None:
     says it). Call it just before raising `TrialPruned` / failing the trial."""
     if outcome is Outcome.COMPLETE:
         return
-    trial.set_user_attr("reason", reason)
-    trial.set_user_attr("outcome", outcome.value)
+    _outcome_attrs(trial.set_user_attr, outcome, reason)
 
 
-__all__ = ["CONSTRAINTS_KEY", "Outcome", "SCHEMA_VERSION", "TrialRecord", "from_attrs", "outcome_of",
-           "read_trial", "spec_id", "write_curve", "write_outcome", "write_results", "write_start"]
+def mark_interrupted(storage, trial, reason: str) -> None:
+    """End `trial` (a `Trial` or `FrozenTrial` left RUNNING by an interrupted or killed process)
+    through the Optuna `storage`: outcome interrupted with `reason`, then state FAIL, so the
+    driver re-queues it."""
+    from optuna.trial import TrialState
+
+    key = trial_id(trial)
+    _outcome_attrs(lambda name, value: storage.set_trial_user_attr(key, name, value), Outcome.INTERRUPTED, reason)
+    storage.set_trial_state_values(key, TrialState.FAIL)
+
+
+def _outcome_attrs(set_attr, outcome: Outcome, reason: str | None) -> None:
+    set_attr("reason", reason)
+    set_attr("outcome", outcome.value)
+
+
+__all__ = ["BYTE_COLUMNS", "CONSTRAINTS_KEY", "CURVE_METRICS", "FINAL_METRICS", "LATENCY_MS", "Outcome",
+           "SCHEMA_VERSION", "TRAINED", "TRAIN_ACCURACY", "TRAIN_LOSS", "TrialRecord", "VAL_ACCURACY", "VAL_LOSS",
+           "from_attrs", "is_feasible", "mark_interrupted", "outcome_of", "read_trial", "spec_id", "usable_mask",
+           "write_curve", "write_outcome", "write_results", "write_start"]

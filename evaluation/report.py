@@ -29,7 +29,7 @@ from .plots import (
     plot_tradeoff,
     save_png,
 )
-from .record import Outcome
+from .record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, Outcome, usable_mask
 from .results import COSTS, ResultsError, load_study, to_frame
 from .storage import read_records
 
@@ -76,11 +76,11 @@ def write_report(source, out_dir=None, *, study: str | None = None,
     _front_table(blocks, df, front, objectives, out, opened.folder)
     blocks.append(("h2", "Plots"))
     y = _primary(objectives, df)
-    for x in [c for c in ("flops", "activation_bytes", "latency_ms") if c != y and _has(df, c)]:
+    for x in [c for c in ("flops", "activation_bytes", LATENCY_MS) if c != y and _has(df, c)]:
         figure(plot_tradeoff(df, x=x, y=y), f"tradeoff_{x}", f"{y} against {x}: every trial; presets by cost")
     if len(objectives) > 1:
         figure(plot_hypervolume_history(df, objectives), "hypervolume", "hypervolume of the front so far")
-    trials, note = _importance_study(opened, records)
+    trials, note = importance_study(opened, records)
     figure(plot_param_importances(trials, y if y in objectives else None), "importances",
            f"which sampled parameters matter for {y}{note}")
     _architectures(blocks, figure, df, front.head(top), objectives)
@@ -93,7 +93,7 @@ def write_report(source, out_dir=None, *, study: str | None = None,
     return {"markdown": md, "html": page, "images": images}
 
 
-def _importance_study(opened, records: list) -> tuple[Any, str]:
+def importance_study(opened, records: list) -> tuple[Any, str]:
     """(study, caption note) for the importance plot: the completed trials as already read, in an
     in-memory Optuna study for Optuna's evaluator (reading them again through Optuna's storage took
     16 s of a 5,000-trial report), with the distributions the search drew them from (the space's
@@ -140,7 +140,7 @@ def _primary(objectives: dict[str, str], df) -> str:
     quality = [c for c in objectives if c not in COSTS]
     if quality:
         return quality[0]
-    return "val_accuracy" if _has(df, "val_accuracy") else next(iter(objectives))
+    return VAL_ACCURACY if _has(df, VAL_ACCURACY) else next(iter(objectives))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def _summary(blocks: list, df, opened, objectives: dict[str, str]) -> None:
     rows.append(["classes (costing)", str(attrs.get("num_classes"))])
     blocks.append(("table", [], rows))
     best = []
-    pool = df[(df["state"] == "COMPLETE") & df["feasible"].fillna(False).astype(bool)] if len(df) else df
+    pool = df[usable_mask(df)] if len(df) else df
     for col, direction in objectives.items():
         values = pool[col].dropna() if col in pool else []
         if len(values):
@@ -203,7 +203,7 @@ def _front_table(blocks: list, df, front, objectives: dict[str, str], out: Path,
         return
     blocks.append(("p", "Non-dominated completed feasible trials, best " + next(iter(objectives)) + " first. "
                         "Each trial links to its architecture (spec YAML); `movinas export` turns one into models."))
-    extra = [c for c in ("params", "flops", "activation_bytes", "latency_ms") if c not in objectives and _has(df, c)]
+    extra = [c for c in ("params", "flops", "activation_bytes", LATENCY_MS) if c not in objectives and _has(df, c)]
     header = ["trial", *objectives, *extra, "layers", "input"]
     rows = []
     for _, row in front.iterrows():
@@ -286,7 +286,7 @@ def format_value(col: str, value: Any) -> str:
     """A cell for tables: costs with K/M/G (bytes in MB), floats to 4 digits, missing as empty."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if col in ("activation_bytes", "state_bytes"):
+    if col in BYTE_COLUMNS:
         return f"{value / 1e6:.3g} MB"
     if col in COSTS:
         v = float(value)
@@ -386,4 +386,4 @@ def _html_cell(cell: Any) -> str:
     return html.escape(str(cell))
 
 
-__all__ = ["format_value", "write_report"]
+__all__ = ["format_value", "importance_study", "write_report"]

@@ -2,7 +2,7 @@
 
 `PROTOCOL` is the reference training every row of the table went through (`movinas bench
 generate`, nas/commands/bench.py). `export_table` writes the table from the generation's studies,
-`load_table` reads and checks it, `arch_means` averages it over seeds, and `table_proxy` is the
+`load_table` reads and checks it, `arch_means` averages it over seeds, and `TableScorer` scores the
 proxy kind ``proxy: {kind: table, path: results/bench/table.csv}``: it looks an architecture's
 seed-averaged accuracy up instead of training it. Layout and columns: docs/proxies.md.
 """
@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+
+from .record import CURVE_METRICS, FINAL_METRICS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 
 # The reference protocol (docs/proxies.md, "The benchmark table"). Changing it makes a new table.
 PROTOCOL: dict[str, Any] = {
@@ -25,8 +27,7 @@ PROTOCOL: dict[str, Any] = {
 }
 KEY = ("spec_id", "seed")
 COST_COLUMNS = ("params", "macs", "flops", "activation_bytes")
-FINAL_COLUMNS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
-CURVE_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+FINAL_COLUMNS = FINAL_METRICS
 INFO_COLUMNS = ("space", "study", "trial", "seconds", "load_avg", "machine", "finished")
 
 
@@ -104,7 +105,7 @@ def load_table(path: str | Path, space: str | None = PROTOCOL["space"]):
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path}: not a readable CSV table ({' '.join(str(exc).split())[:200]})") from None
-    needed = [*KEY, "space", "val_accuracy", "val_loss"]
+    needed = [*KEY, "space", VAL_ACCURACY, VAL_LOSS]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: not a benchmark table, missing columns {', '.join(missing)}")
@@ -114,7 +115,7 @@ def load_table(path: str | Path, space: str | None = PROTOCOL["space"]):
             raise ValueError(f"{path}: a table of space {other[0]!r}, expected space {space!r}")
     if table.duplicated(list(KEY)).any():
         raise ValueError(f"{path}: an (architecture, seed) pair appears twice")
-    bad = ~pd.to_numeric(table["val_accuracy"], errors="coerce").between(0, 1)
+    bad = ~pd.to_numeric(table[VAL_ACCURACY], errors="coerce").between(0, 1)
     if bad.any():
         raise ValueError(f"{path}: val_accuracy outside [0, 1] in row {int(bad.idxmax()) + 2}")
     return table
@@ -151,7 +152,7 @@ def spread(accuracy) -> dict[str, float]:
             "near_best": float(np.mean(a >= best - 0.02))}
 
 
-def reproducibility(table, seeds_a, seeds_b, metric: str = "val_accuracy", n_boot: int = 2000) -> dict[str, float]:
+def reproducibility(table, seeds_a, seeds_b, metric: str = VAL_ACCURACY, n_boot: int = 2000) -> dict[str, float]:
     """Kendall tau (with a 95% bootstrap interval over architectures) between the rankings given by
     the mean `metric` over `seeds_a` and over `seeds_b`, on the architectures trained at all of them."""
     from .fidelity import bootstrap_ci, kendall_tau
@@ -167,19 +168,6 @@ def reproducibility(table, seeds_a, seeds_b, metric: str = "val_accuracy", n_boo
 
 # ---------------------------------------------------------------------------------------------
 # the `table` proxy kind
-
-
-PROXY_FIELDS = ("kind", "path", "metric")
-
-
-def check_table_proxy(fields: dict, path: str = "proxy") -> None:
-    """Validate a `proxy: {kind: table, path: ..., metric: val_accuracy}` mapping (ValueError naming
-    the field). The file itself is read, and checked, when the search starts."""
-    for key in fields:
-        if key not in PROXY_FIELDS:
-            raise ValueError(f"{path}.{key}: unknown field for kind table, allowed: {', '.join(PROXY_FIELDS)}")
-    if not isinstance(fields.get("path"), str | Path) or not str(fields.get("path")).strip():
-        raise ValueError(f"{path}.path: {fields.get('path')!r}, must be the path of a benchmark table (CSV)")
 
 
 def check_table_file(path: str | Path, space_source: Any) -> None:
@@ -222,31 +210,34 @@ class TableLookup:
         return self.rows.get(arch)
 
 
-def table_proxy(runner: Any, spec: Any, callback: Any = None):
-    """Proxy kind `table`: the architecture's seed-averaged `val_accuracy` and `val_loss` from the
-    table (`seconds` is the time its reference training took, on average); an architecture not in
-    the table is rejected untrained (status "rejected": PRUNED, outcome infeasible, not counted)
-    with the reason. The table is read once per runner."""
-    from .proxy import ProxyResult
-    from .record import spec_id
+class TableScorer:
+    """Proxy kind `table` (`evaluation.evaluator.TableProxy`): the architecture's seed-averaged
+    `val_accuracy` and `val_loss` from the table (`seconds` is the time its reference training took,
+    on average); an architecture not in the table is rejected untrained (status INFEASIBLE: PRUNED,
+    outcome infeasible, not counted) with the reason. The table is read at the first score."""
 
-    lookup = getattr(runner, "_table_lookup", None)
-    if lookup is None:
-        fields = runner.config.proxy
-        path = Path(runner.config.base_dir) / str(fields["path"])
-        lookup = TableLookup(path, runner.space.name)
-        runner._table_lookup = lookup
-    arch = spec_id(spec)
-    row = lookup.get(arch)
-    if row is None:
-        return ProxyResult(status="rejected", metrics={}, reason=(
-            f"architecture {arch} is not in the table {lookup.path} ({len(lookup.rows)} architectures): "
-            "the table proxy only scores architectures it holds"))
-    metrics = {k: float(row[k]) for k in ("val_accuracy", "val_loss", "train_accuracy", "train_loss", "seconds")
-               if k in row and not math.isnan(float(row[k]))}
-    metrics["table_seeds"] = float(row["n_seeds"])
-    return ProxyResult(status="complete", metrics=metrics)
+    def __init__(self, proxy: Any, context: Any) -> None:
+        self.path, self.space_name = Path(proxy.path), context.space.name
+        self.lookup: TableLookup | None = None
+
+    def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):
+        from .proxy import ProxyResult
+        from .record import spec_id
+
+        if self.lookup is None:
+            self.lookup = TableLookup(self.path, self.space_name)
+        lookup = self.lookup
+        arch = spec_id(spec)
+        row = lookup.get(arch)
+        if row is None:
+            return ProxyResult(status=Outcome.INFEASIBLE, metrics={}, reason=(
+                f"architecture {arch} is not in the table {lookup.path} ({len(lookup.rows)} architectures): "
+                "the table proxy only scores architectures it holds"))
+        metrics = {k: float(row[k]) for k in (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, "seconds")
+                   if k in row and not math.isnan(float(row[k]))}
+        metrics["table_seeds"] = float(row["n_seeds"])
+        return ProxyResult(status=Outcome.COMPLETE, metrics=metrics)
 
 
-__all__ = ["PROTOCOL", "TableLookup", "arch_means", "check_table_file", "check_table_proxy", "export_table", "load_table",
-           "reproducibility", "spread", "table_proxy"]
+__all__ = ["PROTOCOL", "TableLookup", "TableScorer", "arch_means", "check_table_file", "export_table", "load_table",
+           "reproducibility", "spread"]

@@ -123,8 +123,9 @@ class _watch_activations:
     def __init__(self, model, record) -> None:
         from search_space.layers import Act
 
-        self.layers = [layer for layer in model._flatten_layers(include_self=False)
-                       if isinstance(layer, Act) and layer.kind in self.KINDS]
+        from .compat import all_layers
+
+        self.layers = [layer for layer in all_layers(model) if isinstance(layer, Act) and layer.kind in self.KINDS]
         self.record = record
 
     def __enter__(self):
@@ -172,7 +173,8 @@ def zero_cost_scores(
 
     from search_space import build_model, estimate_cost
 
-    from .proxy import _Seeded, input_shape, set_block_scales
+    from .compat import seeded
+    from .proxy import input_shape, set_block_scales
 
     names = check_names(names)
     validate.integer(batch_size, "batch_size")
@@ -187,7 +189,7 @@ def zero_cost_scores(
     pick = np.sort(np.random.default_rng(seed).choice(n, size=min(batch_size, n), replace=False))
     batch = (dataset.train.x[pick].astype(np.float32), dataset.train.y[pick].astype(np.int32))
     keras.backend.clear_session()
-    with _Seeded(seed):
+    with seeded(seed):
         model = build_model(spec.replace(dropout=0.0, stochastic_depth=0.0), num_classes=k,
                             frames=frames, resolution=resolution)
         set_block_scales(model, 1.0)

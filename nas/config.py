@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.datasets.config import SPEC_SIZED, dataset_for  # noqa: F401  (dataset_for re-exported for nas)
+from evaluation.evaluator import Proxy, TableProxy, TrainProxy, parse_proxy
+from evaluation.oneshot import SupernetConfig, parse_supernet
 from evaluation.pareto import DIRECTIONS, MAXIMIZED  # numpy only at import
+from evaluation.record import LATENCY_MS, TRAINED, VAL_ACCURACY  # TRAINED: measured by proxy training
 from evaluation.zero_cost import ZERO_COST as _ZERO_COST
 from search_space import validate as v
 from search_space.cost import COST_NAMES
@@ -24,9 +27,8 @@ from .constraints import Constraint, parse_constraint
 from .errors import UsageError
 from .pruning import PrunerConfig, parse_pruner
 
-TRAINED = ("val_accuracy", "val_loss")  # measured by proxy training
 COSTS = COST_NAMES  # analytic, before training: the fields of search_space.Cost
-MEASURED = ("latency_ms",)  # forward pass of the built model, batch 1
+MEASURED = (LATENCY_MS,)  # forward pass of the built model, batch 1
 ZERO_COST = tuple(_ZERO_COST)  # grad_norm, snip, synflow, naswot: all higher-is-better
 MAXIMIZED_BY_DEFAULT = MAXIMIZED  # evaluation.pareto's: the names higher is better for
 OBJECTIVE_NAMES = (*TRAINED, *COSTS, *MEASURED, *ZERO_COST)
@@ -85,15 +87,15 @@ class SearchConfig:
     study: str
     space: Any = "small"
     dataset: dict = field(default_factory=lambda: {"kind": "synthetic"})
-    objectives: tuple[Objective, ...] = (Objective("val_accuracy", "maximize"), Objective("flops", "minimize"))
+    objectives: tuple[Objective, ...] = (Objective(VAL_ACCURACY, "maximize"), Objective("flops", "minimize"))
     constraints: tuple[Constraint, ...] = ()
-    proxy: dict = field(default_factory=dict)  # evaluation.proxy.Budget fields
+    proxy: Proxy = TrainProxy()  # the evaluator of trained objectives (evaluation.evaluator), parsed once
     zero_cost: ZeroCostConfig = ZeroCostConfig()
     sampler: SamplerConfig = SamplerConfig()
     early_stopping: EarlyStopping = EarlyStopping()
     pruner: PrunerConfig = PrunerConfig()  # Optuna pruner, single-objective studies (nas.pruning)
     keep_weights: bool | str = "auto"  # save COMPLETE trials' trained weights: true, false, auto (small proxies)
-    supernet: Any = None  # evaluation.oneshot.SupernetConfig: the `supernet:` section (docs/oneshot.md)
+    supernet: SupernetConfig = SupernetConfig()  # the `supernet:` section (docs/oneshot.md)
     heartbeat: Heartbeat = Heartbeat()
     trials: int = 20
     timeout: float | None = None
@@ -167,19 +169,20 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
     for i, t in enumerate(texts):
         if t in texts[:i]:
             raise UsageError(f"constraints[{i}]: {v.quote(t)} appears twice")
+    supernet = _supernet(data.get("supernet"))
     config = SearchConfig(
         study=study,
         space=_space(data.get("space", _default("space")), base),
         dataset=_dataset(data.get("dataset", _default("dataset"))),
         objectives=objectives,
         constraints=constraints,
-        proxy=_proxy(data.get("proxy")),
+        proxy=_proxy(data.get("proxy"), supernet, base),
         zero_cost=_section(ZeroCostConfig, data, "zero_cost"),
         sampler=_sampler(data.get("sampler", _default("sampler").name)),
         early_stopping=_early_stopping(data),
         pruner=parse_pruner(data.get("pruner"), objectives),
         keep_weights=_keep_weights(data.get("keep_weights", "auto")),
-        supernet=_supernet(data.get("supernet")),
+        supernet=supernet,
         heartbeat=_heartbeat(data),
         trials=_int(data.get("trials", _default("trials")), "trials"),
         timeout=_number(data.get("timeout", _default("timeout")), "timeout", optional=True),
@@ -191,11 +194,11 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
         base_dir=str(base),
         raw=data,
     )
-    if config.proxy.get("kind") == "table":  # a bad table ends the search before it starts
+    if isinstance(config.proxy, TableProxy):  # a bad table ends the search before it starts
         from evaluation.table import check_table_file
 
         try:
-            check_table_file(Path(base) / str(config.proxy["path"]), config.space)
+            check_table_file(config.proxy.path, config.space)
         except ValueError as exc:
             raise UsageError(f"proxy.path: {' '.join(str(exc).split())}") from None
     return config
@@ -333,41 +336,19 @@ def _dataset(value: Any) -> dict:
 
 
 
-def _supernet(value: Any):
-    from evaluation.oneshot import parse_supernet  # numpy only at import
-
+def _supernet(value: Any) -> SupernetConfig:
     try:
         return parse_supernet(value, "supernet")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
 
-def _proxy(value: Any) -> dict:
-    value = _mapping(value, "proxy")
-    kind = value.get("kind", "train")
-    if kind == "table":  # look accuracy up in a benchmark table (evaluation/table.py)
-        from evaluation.table import check_table_proxy
-
-        try:
-            check_table_proxy(value, path="proxy")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return value
-    if kind == "supernet":  # score sub-networks of a trained supernet (evaluation/oneshot.py)
-        extra = [k for k in value if k != "kind"]
-        if extra:
-            raise UsageError(f"proxy.{extra[0]}: unknown field for kind supernet (its settings are the "
-                             "supernet: section), allowed: kind")
-        return value
-    if kind != "train":
-        raise UsageError(f"proxy.kind: {kind!r}, must be one of train, table, supernet")
-    from evaluation.proxy import Budget  # numpy only at import; validates with field paths
-
+def _proxy(value: Any, supernet: SupernetConfig, base: Path) -> Proxy:
+    """The evaluator (`evaluation.evaluator`): train (Budget fields), table or supernet."""
     try:
-        Budget.from_dict({k: v for k, v in value.items() if k != "kind"}, path="proxy")
+        return parse_proxy(_mapping(value, "proxy"), supernet, base)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return value
 
 
 def _sampler(value: Any) -> SamplerConfig:

@@ -16,13 +16,13 @@ import math
 import re
 from dataclasses import dataclass
 
+from evaluation.record import BYTE_COLUMNS, is_feasible  # noqa: F401  (is_feasible re-exported for nas)
 from search_space import validate as v
 from search_space.cost import COST_NAMES  # the fields of `search_space.Cost` a constraint may name
 
 from .errors import UsageError
 
 MAX_TEXT = 200  # characters of a constraint
-BYTE_NAMES = ("activation_bytes", "state_bytes")
 OPERATORS = ("<=", ">=")
 
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
@@ -76,9 +76,9 @@ def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
     if key in _SCALE:
         return _SCALE[key]
     if key in _BYTES:
-        if name not in BYTE_NAMES:
+        if name not in BYTE_COLUMNS:
             raise UsageError(f"{path}: byte unit {v.quote(unit)} on {name!r} in {v.quote(text)}; byte units apply to "
-                             f"{', '.join(BYTE_NAMES)}; use K, M, G or T")
+                             f"{', '.join(BYTE_COLUMNS)}; use K, M, G or T")
         return _BYTES[key]
     allowed = "K, M, G, T, KB, MB, GB, TB, KiB, MiB, GiB"
     raise UsageError(f"{path}: unit {v.quote(unit)} in {v.quote(text)}, must be one of {allowed}")
@@ -88,10 +88,6 @@ def violations(constraints: tuple[Constraint, ...], cost) -> dict[str, float]:
     """Violation of each constraint (keyed by its text) for a `Cost` or a mapping of cost values."""
     values = cost if isinstance(cost, dict) else cost._asdict()
     return {c.text: c.violation(values[c.name]) for c in constraints}
-
-
-def is_feasible(violation_values: dict[str, float]) -> bool:
-    return all(v <= 0 for v in violation_values.values())
 
 
 def describe(constraints: tuple[Constraint, ...], violation_values: dict[str, float]) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.record import read_trial
+from evaluation.record import VAL_ACCURACY, VAL_LOSS, read_trial
 from search_space.validate import quote
 
 from .errors import UsageError
@@ -67,7 +67,7 @@ def parse_pruner(value: Any, objectives: tuple) -> PrunerConfig:
     if name != "none" and len(objectives) != 1:
         raise UsageError(f"pruner.name: {name!r} needs a single-objective study ({len(objectives)} objectives); "
                          "multi-objective studies stop trials with early_stopping")
-    if name != "none" and objectives[0].name not in ("val_accuracy", "val_loss"):
+    if name != "none" and objectives[0].name not in (VAL_ACCURACY, VAL_LOSS):
         raise UsageError(f"pruner.name: {name!r} prunes training curves; the objective "
                          f"{objectives[0].name!r} is not trained (use val_accuracy or val_loss)")
     config = PrunerConfig(name, dict(options))

@@ -14,9 +14,10 @@ import json
 import time
 import warnings
 
-from evaluation.record import Outcome, read_trial
+from evaluation.compat import trial_id
+from evaluation.record import Outcome, mark_interrupted, read_trial
 
-from .config import GRID_LIMIT, SearchConfig
+from .config import GRID_LIMIT, SAMPLER_CLASSES, SearchConfig
 from .errors import UsageError, interrupt_reason, raise_if_interrupted
 from .pruning import make_pruner
 from .storage import budget_lock
@@ -36,22 +37,11 @@ def load_space(config: SearchConfig):
 
 
 def make_sampler(config: SearchConfig, space, seed: int | None):
-    """The configured Optuna sampler; `sampler.options` go to its constructor, checked by name."""
-    import inspect
-
+    """The configured Optuna sampler; `sampler.options` (checked by nas.config) go to its constructor."""
     import optuna
 
-    classes = {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
-               "nsga3": optuna.samplers.NSGAIIISampler, "random": optuna.samplers.RandomSampler,
-               "grid": optuna.samplers.GridSampler, "gp": optuna.samplers.GPSampler}
     name, options = config.sampler.name, dict(config.sampler.options)
-    cls = classes[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "search_space")]
-    for key in options:
-        if key not in allowed or key == "constraints_func":
-            shown = [p for p in allowed if p != "constraints_func"]
-            raise UsageError(f"{config.source}: sampler.options.{key}: unknown option of {cls.__name__}, "
-                             f"allowed: {', '.join(shown)}")
+    cls = getattr(optuna.samplers, SAMPLER_CLASSES[name])
     options.setdefault("seed", seed)
     if name == "grid":
         size = space.grid_size()
@@ -226,9 +216,7 @@ def _fail_if_running(storage, runner: Runner, reason: str = "interrupted by the 
     if trial is None:
         return
     try:
-        if storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-            storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-            storage.set_trial_user_attr(trial._trial_id, "outcome", Outcome.INTERRUPTED.value)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if storage.get_trial(trial_id(trial)).state == TrialState.RUNNING:
+            mark_interrupted(storage, trial, reason)
     except Exception:  # the storage itself may be what was interrupted; heartbeats clean up later
         pass

@@ -4,9 +4,10 @@ otherwise measure the objectives (latency, zero-cost scores, proxy training with
 and record the results in the storage and under `RESULTS_DIR/<study>/trials/<number>/`.
 What a trial stores is `evaluation.record` (documented in docs/search.md, "Storage layout").
 
-The proxy that scores a trained objective is picked by kind from `PROXIES`: a plain dict of
-functions `proxy(runner, spec, callback) -> evaluation.proxy.ProxyResult`, `callback(epoch,
-entry) -> bool` to be called after each evaluated epoch (True: stop, the run is "pruned").
+Trained objectives are scored by the config's evaluator (`config.proxy`, parsed once by
+nas.config) through `evaluation.evaluator.make_scorer`: `scorer(spec, callback, keep_model) ->
+evaluation.proxy.ProxyResult`, `callback(epoch, entry) -> bool` called after each evaluated epoch
+(True: stop: the run ends early stopped). The scorer gets an explicit context, never the runner.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from evaluation.compat import trial_id
+from evaluation.evaluator import EvalContext, TrainProxy, make_scorer
 from evaluation.export_trial import save_weights
 from evaluation.record import (
+    LATENCY_MS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
     Outcome,
     outcome_of,
     read_trial,
@@ -77,31 +85,6 @@ class Datasets:
         return self._loaded[key]
 
 
-def train_proxy_kind(runner: Runner, spec, callback):
-    """The default proxy (`kind: train`): train the spec from scratch within the config's budget."""
-    from evaluation.proxy import train_proxy
-
-    return train_proxy(spec, runner.dataset(spec), runner.budget, seed=runner.config.seed or 0, callback=callback,
-                       return_model=runner.keeps_weights(spec))
-
-
-def table_proxy_kind(runner: Runner, spec, callback):
-    """`kind: table`: the spec's seed-averaged accuracy from a benchmark table (evaluation/table.py)."""
-    from evaluation.table import table_proxy
-
-    return table_proxy(runner, spec, callback)
-
-
-def supernet_proxy_kind(runner: Runner, spec, callback):
-    """`kind: supernet`: the spec as a sub-network of a trained supernet, BN recalibrated (evaluation/oneshot.py)."""
-    from evaluation.oneshot_proxy import supernet_proxy
-
-    return supernet_proxy(runner, spec, callback)
-
-
-PROXIES: dict[str, Callable] = {"train": train_proxy_kind, "table": table_proxy_kind, "supernet": supernet_proxy_kind}
-
-
 class Runner:
     """The objective: `runner(trial, release)` runs one trial (see the module docstring).
 
@@ -121,16 +104,14 @@ class Runner:
         self.current = None  # the optuna Trial in progress
         self.curve: list[dict] = []  # its training curve so far
         self.on_epoch: Callable[[int, dict], None] | None = None  # on_epoch(trial number, curve entry): progress
-        self.budget = None
-        if config.trains and _proxy_kind(config) == "train":
-            from evaluation.proxy import Budget
-
-            self.budget = Budget.from_dict({k: v for k, v in config.proxy.items() if k != "kind"}, path="proxy")
-        if config.trains and _proxy_kind(config) == "supernet":  # a bad checkpoint stops the search before a trial
-            from evaluation.oneshot_proxy import load_state
-
+        trains = isinstance(config.proxy, TrainProxy) and config.trains
+        self.budget = config.proxy.budget if trains else None  # the proxy's epochs: progress bars, early stopping
+        self.score = None
+        if config.trains:  # a bad supernet checkpoint stops the search before a trial
+            context = EvalContext(space=space, dataset=self.dataset, study_dir=self.study_dir,
+                                  num_classes=num_classes, seed=config.seed or 0, storage=config.storage)
             try:
-                load_state(self)
+                self.score = make_scorer(config.proxy, context)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
 
@@ -241,11 +222,11 @@ class Runner:
         config = self.config
         metrics: dict = {}
         names = [o.name for o in config.objectives]
-        if "latency_ms" in names:
+        if LATENCY_MS in names:
             from evaluation.latency import measure_latency_ms
 
             t = time.perf_counter()
-            metrics["latency_ms"] = measure_latency_ms(spec, self.num_classes)
+            metrics[LATENCY_MS] = measure_latency_ms(spec, self.num_classes)
             timing["latency"] = time.perf_counter() - t
         if config.zero_cost_names:
             from evaluation.zero_cost import zero_cost_scores
@@ -262,14 +243,14 @@ class Runner:
         stop: list[str] = []
         on_epoch = self._epoch_callback(trial, cost, metrics, curve, stop)
         t = time.perf_counter()
-        result = PROXIES[_proxy_kind(config)](self, spec, on_epoch)
+        result = self.score(spec, on_epoch, keep_model=self.keeps_weights(spec))
         timing["train"] = time.perf_counter() - t
         metrics.update({k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))})
-        if result.status == "failed":
+        if result.status is Outcome.FAILED:
             raise TrialFailed(result.reason or "proxy training failed")
-        if result.status == "rejected":
+        if result.status is Outcome.INFEASIBLE:
             raise NotMeasurable(result.reason or "the proxy cannot score this architecture")
-        return metrics, curve, (stop[0] if result.status == "pruned" and stop else None), result.model
+        return metrics, curve, (stop[0] if result.status is Outcome.EARLY_STOPPED and stop else None), result.model
 
     def _epoch_callback(self, trial, cost: dict, metrics: dict, curve: list, stop: list):
         """After each epoch: record the curve, report the followed value to Optuna (intermediate
@@ -285,8 +266,8 @@ class Runner:
 
         def on_epoch(epoch: int, entry: dict) -> bool:
             raise_if_interrupted()  # a SIGTERM or Ctrl-C whose exception TensorFlow's cleanup swallowed
-            curve.append({k: entry[k] for k in ("epoch", "train_loss", "train_accuracy", "val_loss",
-                                                "val_accuracy", "seconds") if k in entry})
+            curve.append({k: entry[k] for k in ("epoch", TRAIN_LOSS, TRAIN_ACCURACY, VAL_LOSS,
+                                                VAL_ACCURACY, "seconds") if k in entry})
             write_curve(trial, curve)
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, dict(entry))
@@ -321,11 +302,7 @@ def report_curve(trial, curve: list[dict], name: str) -> None:
     for entry in curve:
         value = entry.get(name)
         if value is not None and math.isfinite(value):
-            trial.storage.set_trial_intermediate_value(trial._trial_id, int(entry["epoch"]), float(value))
-
-
-def _proxy_kind(config: SearchConfig) -> str:
-    return str((config.proxy or {}).get("kind", "train"))
+            trial.storage.set_trial_intermediate_value(trial_id(trial), int(entry["epoch"]), float(value))
 
 
 def _taken_architectures(trial) -> dict[str, int]:
@@ -358,7 +335,7 @@ def sample_distinct(trial, space, taken, *, seed: int = 0, name: str = "sampled"
     import optuna
 
     study, sampler = trial.study, trial.study.sampler
-    frozen = trial.storage.get_trial(trial._trial_id)
+    frozen = trial.storage.get_trial(trial_id(trial))
     if (isinstance(sampler, optuna.samplers.GridSampler) or frozen.params
             or frozen.system_attrs.get("fixed_params")):
         return space.sample(trial, name=name)

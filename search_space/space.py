@@ -134,7 +134,7 @@ class SearchSpace:
             reached: dict[int, int] = {}  # filters -> bitmask of global multipliers reaching them
             for gi, g in enumerate(self.width_mult):
                 for m in mults:
-                    f = _filters(width, g, m)
+                    f = stage_filters(width, g, m)
                     reached[f] = reached.get(f, 0) | (1 << gi)
             weight = {f: 1 if stage is None else _stage_count(stage, f) for f in reached}
             nxt: dict[int, int] = {}
@@ -179,12 +179,12 @@ class SearchSpace:
     def _build(self, get, name: str) -> ArchSpec:
         kernel_of = {kstr(k): k for st in self.stages for k in st.kernels}
         g = get("width_mult")
-        stem = Stem(_filters(self.stem.width, g, get("stem_width_mult")), self.stem.kernel, self.stem.strides)
+        stem = Stem(stage_filters(self.stem.width, g, get("stem_width_mult")), self.stem.kernel, self.stem.strides)
         stages = []
         for i, st in enumerate(self.stages, 1):
-            f = _filters(st.width, g, get(f"s{i}_width_mult"))
+            f = stage_filters(st.width, g, get(f"s{i}_width_mult"))
             blocks = tuple(
-                Block(_expand(get(f"s{i}_b{j}_expand"), f), kernel_of[get(f"s{i}_b{j}_kernel")],
+                Block(expand_filters(get(f"s{i}_b{j}_expand"), f), kernel_of[get(f"s{i}_b{j}_kernel")],
                       st.strides if j == 1 else (1, 1, 1))
                 for j in range(1, get(f"s{i}_depth") + 1))
             stages.append(Stage(f, blocks))
@@ -207,21 +207,21 @@ class SearchSpace:
         parts += [(st.width, st.width_mult, s.filters) for st, s in zip(self.stages, src)]
         best = None
         for g in self.width_mult:
-            mults = [min(ms, key=lambda m, w=w, t=t: _dist(_filters(w, g, m), t)) for w, ms, t in parts]
-            err = sum(_dist(_filters(w, g, m), t) for (w, _, t), m in zip(parts, mults))
+            mults = [min(ms, key=lambda m, w=w, t=t: _dist(stage_filters(w, g, m), t)) for w, ms, t in parts]
+            err = sum(_dist(stage_filters(w, g, m), t) for (w, _, t), m in zip(parts, mults))
             if best is None or err < best[0]:
                 best = (err, g, mults)
         _, v["width_mult"], mults = best
         v["stem_width_mult"] = mults[0]
         for i, (st, s, m) in enumerate(zip(self.stages, src, mults[1:]), 1):
-            f = _filters(st.width, v["width_mult"], m)
+            f = stage_filters(st.width, v["width_mult"], m)
             v[f"s{i}_width_mult"] = m
             v[f"s{i}_depth"] = min(max(len(s.blocks), st.depth[0]), st.depth[1])
             for j in range(1, st.depth[1] + 1):
                 b = s.blocks[min(j, len(s.blocks)) - 1]
                 k = min(st.kernels, key=lambda k, b=b: sum(_dist(x, y) for x, y in zip(k, b.kernel)))
                 v[f"s{i}_b{j}_kernel"] = kstr(k)
-                v[f"s{i}_b{j}_expand"] = min(st.expand_ratios, key=lambda r, f=f, b=b: _dist(_expand(r, f), b.expand))
+                v[f"s{i}_b{j}_expand"] = min(st.expand_ratios, key=lambda r, f=f, b=b: _dist(expand_filters(r, f), b.expand))
         return {k: v[k] for k in self.param_choices()}
 
 
@@ -229,17 +229,17 @@ class SearchSpace:
 # the arithmetic shared by decode, size and nearest
 
 
-def _filters(width: int, global_mult: float, mult: float) -> int:
+def stage_filters(width: int, global_mult: float, mult: float) -> int:
     return make_divisible(width * global_mult * mult)
 
 
-def _expand(ratio: float, filters: int) -> int:
+def expand_filters(ratio: float, filters: int) -> int:
     return make_divisible(ratio * filters)
 
 
 def _stage_count(st: StageSpace, filters: int) -> int:
     """Distinct block sequences of a stage of `filters` output channels."""
-    per_layer = len(st.kernels) * len({_expand(r, filters) for r in st.expand_ratios})
+    per_layer = len(st.kernels) * len({expand_filters(r, filters) for r in st.expand_ratios})
     return sum(per_layer**d for d in range(st.depth[0], st.depth[1] + 1))
 
 

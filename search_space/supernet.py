@@ -30,7 +30,7 @@ import re
 from collections import OrderedDict
 from typing import Any
 
-from .space import SearchSpace, _expand, _filters
+from .space import SearchSpace, expand_filters, stage_filters
 from .space_schema import OPTIONS
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
 
@@ -65,15 +65,15 @@ def envelope(space: SearchSpace) -> ArchSpec:
     """The spec whose weights hold every sub-network's: per stage the largest depth, filters, expansion
     and the elementwise-largest kernel; head and stem at their widest; se_ratio at its largest."""
     g_all = space.width_mult
-    stem_f = max(_filters(space.stem.width, g, m) for g in g_all for m in space.stem.width_mult)
+    stem_f = max(stage_filters(space.stem.width, g, m) for g in g_all for m in space.stem.width_mult)
     stages = []
     for st in space.stages:
-        fs = [_filters(st.width, g, m) for g in g_all for m in st.width_mult]
-        e = max(_expand(r, f) for r in st.expand_ratios for f in fs)
+        fs = [stage_filters(st.width, g, m) for g in g_all for m in st.width_mult]
+        e = max(expand_filters(r, f) for r in st.expand_ratios for f in fs)
         kernel = tuple(max(k[a] for k in st.kernels) for a in range(3))
         blocks = tuple(Block(e, kernel, st.strides if j == 0 else (1, 1, 1)) for j in range(st.depth[1]))
         stages.append(Stage(max(fs), blocks))
-    head = space.head.filters or max(make_divisible(space.head.ratio * _filters(space.stages[-1].width, g, m))
+    head = space.head.filters or max(make_divisible(space.head.ratio * stage_filters(space.stages[-1].width, g, m))
                                      for g in g_all for m in space.stages[-1].width_mult)
     options = {k: space.options[k][0] for k in OPTIONS}
     options["se_ratio"] = max(space.options["se_ratio"])
@@ -155,9 +155,9 @@ class Supernet:
     def _add_skips(self, keras) -> None:
         """Skip projections for first layers that are identity in the envelope but not in every spec."""
         starts = 0
-        prev = [_filters(self.space.stem.width, g, m) for g in self.space.width_mult for m in self.space.stem.width_mult]
+        prev = [stage_filters(self.space.stem.width, g, m) for g in self.space.width_mult for m in self.space.stem.width_mult]
         for st_space, st in zip(self.space.stages, self.envelope.stages):
-            cur = [_filters(st_space.width, g, m) for g in self.space.width_mult for m in st_space.width_mult]
+            cur = [stage_filters(st_space.width, g, m) for g in self.space.width_mult for m in st_space.width_mult]
             p = f"b{starts}_skip"
             if p + "/kernel" not in self.variables and any(a != b for a in prev for b in cur):
                 c_in = max(prev)

@@ -10,6 +10,7 @@ import pytest
 
 from evaluation.datasets import Clips, synthetic
 from evaluation.proxy import Budget, ProxyResult, learning_rate_at, train_proxy
+from evaluation.record import Outcome
 from search_space.spec import ArchSpec, Block, Head, Stage, Stem
 
 TIMING = ("seconds", "clips_per_second")
@@ -85,7 +86,7 @@ def test_same_seed_same_spec_same_data_give_identical_metrics(data):
     first = train_proxy(tiny_spec(), data, budget, seed=3)
     second = train_proxy(tiny_spec(), data, budget, seed=3)
     other = train_proxy(tiny_spec(), data, budget, seed=4)
-    assert first.status == "complete" and len(first.history) == 2
+    assert first.status is Outcome.COMPLETE and len(first.history) == 2
     assert without_timing(first) == without_timing(second)
     assert first.metrics["train_loss"] != other.metrics["train_loss"]
 
@@ -112,7 +113,7 @@ def test_nan_loss_ends_the_run_as_failed_with_epoch_and_step(data):
     x[:] = np.nan
     broken = dataclasses.replace(data, train=Clips(x, data.train.y))
     result = train_proxy(tiny_spec(), broken, Budget(epochs=2, batch_size=4))
-    assert result.status == "failed"
+    assert result.status is Outcome.FAILED
     assert result.reason == "loss became NaN at epoch 1 step 1"
     assert result.history == () and math.isnan(result.metrics["val_accuracy"])
 
@@ -125,7 +126,7 @@ def test_callback_sees_every_epoch_and_returning_true_prunes(data):
         return epoch == 2
 
     result = train_proxy(tiny_spec(), data, Budget(epochs=4, batch_size=4), callback=callback)
-    assert result.status == "pruned" and "after epoch 2" in result.reason
+    assert result.status is Outcome.EARLY_STOPPED and "after epoch 2" in result.reason
     assert [h["epoch"] for h in result.history] == [1, 2]
     assert [e for e, _ in seen] == [1, 2]
     assert {"val_accuracy", "val_loss", "train_loss"} <= set(seen[0][1])
@@ -135,14 +136,14 @@ def test_callback_sees_every_epoch_and_returning_true_prunes(data):
 
 def test_step_budget_stops_mid_epoch_and_still_validates(data):
     result = train_proxy(tiny_spec(), data, Budget(epochs=None, steps=3, batch_size=4))
-    assert result.status == "complete"
+    assert result.status is Outcome.COMPLETE
     assert result.metrics["steps"] == 3 and result.metrics["epochs"] == 1.5
     assert [h["steps"] for h in result.history] == [2, 3]
 
 
 def test_seconds_budget_is_checked_between_steps(data):
     result = train_proxy(tiny_spec(), data, Budget(epochs=None, seconds=1e-3, batch_size=4))
-    assert result.status == "complete"
+    assert result.status is Outcome.COMPLETE
     assert result.metrics["steps"] == 1 and len(result.history) == 1
 
 
@@ -159,7 +160,7 @@ def test_model_is_built_for_the_data_and_returned_trained(data):
 
 def test_mixed_precision_on_cpu_trains_to_finite_metrics(data):
     result = train_proxy(tiny_spec(), data, Budget(epochs=1, batch_size=4, mixed_precision=True))
-    assert result.status == "complete" and math.isfinite(result.metrics["val_loss"])
+    assert result.status is Outcome.COMPLETE and math.isfinite(result.metrics["val_loss"])
 
 
 # -- the synthetic task needs motion -------------------------------------------------------------

@@ -12,8 +12,17 @@ import numpy as np
 import optuna
 import pytest
 
+from evaluation.compat import trial_id
 from evaluation.pareto import pareto_front
-from evaluation.record import Outcome, outcome_of, read_trial, write_outcome, write_results, write_start
+from evaluation.record import (
+    CONSTRAINTS_KEY,
+    Outcome,
+    outcome_of,
+    read_trial,
+    write_outcome,
+    write_results,
+    write_start,
+)
 from evaluation.results import load_results, load_study, objectives_of
 from nas.cli import main
 from nas.storage import default_url
@@ -60,7 +69,7 @@ def test_a_trial_killed_after_writing_its_results_counts_as_failed(tmp_path):
     write_results(trial, metrics={"val_accuracy": 0.5}, curve=[], timing={})
     write_outcome(trial, Outcome.COMPLETE, None)
     # SIGKILL here; a later worker finds the heartbeat stale and fails the trial
-    study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    trial.storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.FAIL)
     study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.FAIL,
                                         user_attrs={"outcome": "complete", "metrics": {"val_accuracy": 0.7}}))
     study.add_trial(optuna.create_trial(value=3.0, user_attrs={"metrics": {"val_accuracy": 0.6}}))
@@ -73,8 +82,7 @@ def test_a_trial_killed_after_writing_its_results_counts_as_failed(tmp_path):
 
 
 def test_constraints_are_where_optunas_own_helpers_read_them(write_config, tmp_path):
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY, _get_feasible_trials
-
+    """Optuna reads them under CONSTRAINTS_KEY (tests/test_compat.py checks the key is Optuna's)."""
     cfg = write_config({"space": "small", "num_classes": 4, "sampler": "random", "trials": 4, "study": "limits",
                         "objectives": [{"minimize": "flops"}, {"minimize": "params"}],
                         "constraints": ["flops <= 6M", "params >= 20K"]})
@@ -85,10 +93,10 @@ def test_constraints_are_where_optunas_own_helpers_read_them(write_config, tmp_p
     for t in study.trials:
         named = records[t.number].violations
         assert list(named) == ["flops <= 6M", "params >= 20K"]  # the named values stay
-        assert t.system_attrs[_CONSTRAINTS_KEY] == list(named.values())  # as a constraints_func stores them
+        assert t.system_attrs[CONSTRAINTS_KEY] == list(named.values())  # as a constraints_func stores them
         assert named["flops <= 6M"] == pytest.approx(records[t.number].cost["flops"] - 6e6)
         assert named["params >= 20K"] == pytest.approx(20e3 - records[t.number].cost["params"])
-    feasible = {t.number for t in _get_feasible_trials(study.trials)}
+    feasible = {t.number for t in study.trials if all(v <= 0 for v in t.system_attrs[CONSTRAINTS_KEY])}
     assert feasible == {n for n, r in records.items() if r.feasible}
     assert feasible >= {t.number for t in study.best_trials} and study.best_trials
 

@@ -140,15 +140,15 @@ def test_report_importances_come_from_the_trials_read_and_sample_a_large_study(c
 
     opened = load_study(costs)
     records = read_records(opened)
-    study, note = report._importance_study(opened, records)
+    study, note = report.importance_study(opened, records)
     assert isinstance(study, optuna.Study) and note == ""
     assert param_importances(study, "flops") == param_importances(opened, "flops")
     complete = sum(r.state == "COMPLETE" for r in records)
     assert complete > 3
     monkeypatch.setattr(report, "IMPORTANCE_TRIALS", 3)
-    sample, note = report._importance_study(opened, records)
+    sample, note = report.importance_study(opened, records)
     assert len(sample.trials) == 3 and note == f" (a sample of 3 of the {complete} completed trials)"
-    assert sample.trials == report._importance_study(opened, records)[0].trials  # seeded
+    assert sample.trials == report.importance_study(opened, records)[0].trials  # seeded
     assert note in write_report(costs)["markdown"].read_text()
 
 

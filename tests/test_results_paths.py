@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from evaluation.compat import trial_id
 from evaluation.results import load_study, to_frame
 from evaluation.storage import read_only_file
 from nas.cli import main
@@ -67,7 +68,7 @@ def test_a_growing_study_reads_the_same_both_ways_after_every_change(tmp_path):
         for key, value in t.user_attrs.items():
             trial.set_user_attr(key, value)
         for key, value in t.system_attrs.items():
-            trial.storage.set_trial_system_attr(trial._trial_id, key, value)
+            trial.storage.set_trial_system_attr(trial_id(trial), key, value)
         assert_same(tmp_path / "live")  # running, its record written
         live.tell(trial, t.values if t.state.name == "COMPLETE" else None, state=t.state)
         df = assert_same(tmp_path / "live")

@@ -247,7 +247,7 @@ def test_a_corrupt_checkpoint_is_refused_in_one_line(tmp_path, capsys, monkeypat
 
 def test_masked_scoring_equals_scoring_the_extracted_model():
     from evaluation.datasets import synthetic
-    from evaluation.oneshot_score import Scorer, _score_extracted, recalibration_clips
+    from evaluation.oneshot_score import Scorer, recalibration_clips, score_extracted
     from search_space.supernet import Supernet
 
     space = SearchSpace.from_yaml(SPACE)
@@ -261,7 +261,7 @@ def test_masked_scoring_equals_scoring_the_extracted_model():
     for seed in range(3):
         spec = space.sample(seed)
         a = scorer.score(spec, recal, data.val.x, data.val.y)
-        b = _score_extracted(net, spec, recal, data.val.x, data.val.y, 4, time.perf_counter())
+        b = score_extracted(net, spec, recal, data.val.x, data.val.y, 4, time.perf_counter())
         assert a["val_accuracy"] == b["val_accuracy"]
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 

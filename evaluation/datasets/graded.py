@@ -19,12 +19,12 @@ from .clips import Clips, VideoDataset, check_float, check_int, stratified_split
 from .motion import (
     SHAPES,
     SIZE,
-    _blend,
-    _blend_actors,
-    _disc_mask,
-    _hsv_to_rgb,
-    _noise_offsets,
-    _uniform,
+    blend,
+    blend_actors,
+    disc_mask,
+    draw_uniform,
+    hsv_to_rgb,
+    noise_offsets,
 )
 
 # (name, what moves): the first `num_classes` entries are used, in this order.
@@ -112,7 +112,7 @@ def render_graded(labels: np.ndarray, frames: int, res: int, level: Level, rng: 
     if level.noise > 0:
         bank_size = min(n * frames * frame_size, 1 << 20)
         bank = rng.standard_normal(bank_size, dtype=np.float32) * np.float32(level.noise)
-        offsets = _noise_offsets(n * frames, frame_size, bank_size, rng)
+        offsets = noise_offsets(n * frames, frame_size, bank_size, rng)
     out = np.empty((n, frames, res, res, 3), np.float32)
     step = max(1, _CHUNK_PIXELS // (frames * res * res))
     for s in range(0, n, step):
@@ -135,30 +135,30 @@ def _scene(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.rand
     angle = rng.uniform(0, 2 * np.pi, n)
     size = np.exp(rng.uniform(np.log(SIZE[0] * res), np.log(SIZE[1] * res), n))
     shape = rng.integers(0, len(SHAPES), n)
-    colour = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
-    slow, fast = _uniform(rng, SLOW, n, res), _uniform(rng, FAST, n, res)
+    colour = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
+    slow, fast = draw_uniform(rng, SLOW, n, res), draw_uniform(rng, FAST, n, res)
     jitter = rng.uniform(-JITTER, JITTER, n)
-    hop = _uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
+    hop = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
     pairs = np.array([(a, b) for a in range(frames) for b in range(a + ORDER_GAP, frames)])
     hop_t = pairs[rng.integers(0, len(pairs), n)]
     osc_axis = rng.uniform(0, 2 * np.pi, n)
-    osc_amp = _uniform(rng, OSC_AMPLITUDE, n, res)
-    osc_period = _uniform(rng, OSC_PERIOD, n)
+    osc_amp = draw_uniform(rng, OSC_AMPLITUDE, n, res)
+    osc_period = draw_uniform(rng, OSC_PERIOD, n)
     osc_phase = rng.uniform(0, 2 * np.pi, n)
     osc_start = rng.uniform(0, 1, n) * (frames - 1 - osc_period)
     heading = rng.uniform(0, 2 * np.pi, n)
-    turn_speed = _uniform(rng, TURN_SPEED, n, res)
+    turn_speed = draw_uniform(rng, TURN_SPEED, n, res)
     cam_speed = rng.uniform(0, level.camera * res, n)
     cam_heading = rng.uniform(0, 2 * np.pi, n)
-    background = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.15, 0.4, n))
+    background = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.15, 0.4, n))
     waves = rng.integers(-3, 4, (n, 3, 2))
     waves[(waves == 0).all(-1)] = (1, 2)  # no constant wave
     wave_phase = rng.uniform(0, 2 * np.pi, (n, 3))
     wave_amp = rng.uniform(-TEXTURE, TEXTURE, (n, 3, 3))  # [clip, wave, channel]
     d_pos = rng.uniform(0, res, (n, nd, 1, 2))
     d_heading = rng.uniform(0, 2 * np.pi, (n, nd))
-    d_speed = _uniform(rng, DISTRACTOR_SPEED, n * nd, res).reshape(n, nd)
-    d_radius = _uniform(rng, DISTRACTOR_RADIUS, n * nd, res).reshape(n, nd)
+    d_speed = draw_uniform(rng, DISTRACTOR_SPEED, n * nd, res).reshape(n, nd)
+    d_radius = draw_uniform(rng, DISTRACTOR_RADIUS, n * nd, res).reshape(n, nd)
     d_grey = rng.uniform(0.3, 0.8, (n, nd))
 
     dx, dy = np.zeros((n, frames)), np.zeros((n, frames))  # actor displacement from its start
@@ -225,6 +225,6 @@ def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
         out += p["wave_amp"][:, w, None, :, None, None] * wave[:, :, None]
 
     for d in range(p["d_radius"].shape[1]):
-        _blend(out, _disc_mask(p, d, grid, res), p["d_grey"][:, d, None, None, None, None])
+        blend(out, disc_mask(p, d, grid, res), p["d_grey"][:, d, None, None, None, None])
 
-    _blend_actors(out, p, grid, res, dest)
+    blend_actors(out, p, grid, res, dest)

@@ -66,7 +66,7 @@ SHAPES: tuple[tuple[str, float, tuple[tuple[float, float, float], ...] | None], 
     ),
 )
 
-_NOISE_BANK = 1 << 20  # floats of gaussian noise drawn per call at most (see _noise_offsets)
+_NOISE_BANK = 1 << 20  # floats of gaussian noise drawn per call at most (see noise_offsets)
 _CHUNK_PIXELS = 1 << 16  # pixels per rendering chunk: keeps the working set in cache
 
 
@@ -122,7 +122,7 @@ def render(
     if noise > 0:
         bank_size = min(n * frames * frame_size, _NOISE_BANK)
         bank = rng.standard_normal(bank_size, dtype=np.float32) * np.float32(noise)
-        offsets = _noise_offsets(n * frames, frame_size, bank_size, rng)
+        offsets = noise_offsets(n * frames, frame_size, bank_size, rng)
     out = np.empty((n, frames, resolution, resolution, 3), np.float32)
     step = max(1, _CHUNK_PIXELS // (frames * resolution * resolution))
     for s in range(0, n, step):
@@ -136,7 +136,7 @@ def render(
     return out
 
 
-def _noise_offsets(count: int, size: int, bank_size: int, rng: np.random.Generator) -> np.ndarray:
+def noise_offsets(count: int, size: int, bank_size: int, rng: np.random.Generator) -> np.ndarray:
     """Where each frame's noise starts in the bank. Small requests get disjoint, i.i.d. noise; larger
     ones read each frame at a random offset of a bank of 1M gaussians (drawing fresh ones costs
     ~10 ns each here, as much as rendering), so within a frame the noise is still i.i.d."""
@@ -145,7 +145,7 @@ def _noise_offsets(count: int, size: int, bank_size: int, rng: np.random.Generat
     return rng.integers(0, bank_size - size + 1, count)
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float], n: int, scale: float = 1.0) -> np.ndarray:
+def draw_uniform(rng: np.random.Generator, bounds: tuple[float, float], n: int, scale: float = 1.0) -> np.ndarray:
     return rng.uniform(bounds[0] * scale, bounds[1] * scale, n)
 
 
@@ -157,22 +157,22 @@ def _scene(labels: np.ndarray, frames: int, res: int, distractors: int, rng: np.
     angle0 = rng.uniform(0, 2 * np.pi, n)
     size_phase = rng.uniform(0, 1, n)
     shape = rng.integers(0, len(SHAPES), n)
-    colour = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
-    speed = _uniform(rng, SPEED, n, res)
+    colour = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
+    speed = draw_uniform(rng, SPEED, n, res)
     jitter = rng.uniform(-JITTER, JITTER, n)
-    spin = _uniform(rng, SPIN, n)
-    zoom = _uniform(rng, ZOOM, n)
-    hop = _uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
+    spin = draw_uniform(rng, SPIN, n)
+    zoom = draw_uniform(rng, ZOOM, n)
+    hop = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
     pairs = np.array([(a, b) for a in range(frames) for b in range(a + 2, frames)])
     hop_t = pairs[rng.integers(0, len(pairs), n)]  # (first, second) hop frames, gap >= 2
     back_dir = rng.choice([0.0, np.pi], n)
     back_reverse = rng.integers(0, 2, n).astype(bool)
-    background = _hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.1, 0.4, n))
+    background = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.1, 0.4, n))
     texture = rng.uniform(-TEXTURE, TEXTURE, (n, 4, 4, 3))
     d_pos = rng.uniform(0, res, (n, distractors, 1, 2))
     d_heading = rng.uniform(0, 2 * np.pi, (n, distractors))
-    d_speed = _uniform(rng, DISTRACTOR_SPEED, n * distractors, res).reshape(n, distractors)
-    d_radius = _uniform(rng, DISTRACTOR_RADIUS, n * distractors, res).reshape(n, distractors)
+    d_speed = draw_uniform(rng, DISTRACTOR_SPEED, n * distractors, res).reshape(n, distractors)
+    d_radius = draw_uniform(rng, DISTRACTOR_RADIUS, n * distractors, res).reshape(n, distractors)
     d_grey = rng.uniform(0.3, 0.8, (n, distractors))
 
     cx = np.repeat(x0[:, None], frames, 1)
@@ -218,7 +218,7 @@ def _scene(labels: np.ndarray, frames: int, res: int, distractors: int, rng: np.
     }  # fmt: skip
 
 
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     k = np.mod(np.array([5.0, 3.0, 1.0]) + h[:, None] * 6, 6)
     return v[:, None] - (v * s)[:, None] * np.clip(np.minimum(k, 4 - k), 0, 1)
 
@@ -228,7 +228,7 @@ def _wrap(d: np.ndarray, res: int) -> np.ndarray:
     return np.mod(d + res / 2, res) - np.float32(res / 2)
 
 
-def _blend(out: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
+def blend(out: np.ndarray, mask: np.ndarray, colour: np.ndarray) -> None:
     """out ← out + mask · (colour − out), in place, on planar frames [k, T, 3, H, W]."""
     tmp = colour - out
     tmp *= mask[:, :, None]
@@ -250,18 +250,18 @@ def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:
         out[:] = background
 
     for d in range(p["d_radius"].shape[1]):
-        mask = _disc_mask(p, d, grid, res)
+        mask = disc_mask(p, d, grid, res)
         grey = p["d_grey"][:, d, None, None, None, None]
         if d == 0:  # out = background + mask · (grey − background): one pass fewer than fill + blend
             np.multiply(mask[:, :, None], grey - background, out=out)
             out += background
         else:
-            _blend(out, mask, grey)
+            blend(out, mask, grey)
 
-    _blend_actors(out, p, grid, res, dest)
+    blend_actors(out, p, grid, res, dest)
 
 
-def _disc_mask(p: dict, d: int, grid: np.ndarray, res: int) -> np.ndarray:
+def disc_mask(p: dict, d: int, grid: np.ndarray, res: int) -> np.ndarray:
     """Soft mask [k, T, H, W] of distractor disc `d` (a soft edge about 1 px wide)."""
     dx = _wrap(grid - p["d_x"][:, d, :, None], res)  # [k, T, W]
     dy = _wrap(grid - p["d_y"][:, d, :, None], res)  # [k, T, H]
@@ -272,7 +272,7 @@ def _disc_mask(p: dict, d: int, grid: np.ndarray, res: int) -> np.ndarray:
     return np.clip(mask, 0, 1, out=mask)
 
 
-def _blend_actors(out: np.ndarray, p: dict, grid: np.ndarray, res: int, dest: np.ndarray) -> None:
+def blend_actors(out: np.ndarray, p: dict, grid: np.ndarray, res: int, dest: np.ndarray) -> None:
     """Blend each clip's actor (shape `p["shape"]`, colour, pose per frame) over the planar frames
     `out` [k, T, 3, H, W], writing the result channels-last into `dest` [k, T, H, W, 3]."""
     k, frames = p["cx"].shape

@@ -132,15 +132,13 @@ def _prepare(session, archs: list[dict]) -> None:
     (one generation per folder, so none is really running) so that the driver re-queues them."""
     from optuna.trial import TrialState
 
-    from evaluation.record import Outcome
+    from evaluation.record import Outcome, mark_interrupted
 
     study, storage = session.study, session.storage
     trials = study.get_trials(deepcopy=False)
     for t in trials:
         if t.state == TrialState.RUNNING:
-            storage.set_trial_user_attr(t._trial_id, "reason", "the generation was killed during this trial")
-            storage.set_trial_user_attr(t._trial_id, "outcome", Outcome.INTERRUPTED.value)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            mark_interrupted(storage, t, "the generation was killed during this trial")
     trials = study.get_trials(deepcopy=False)
     # a FAIL trial is retried by the driver when interrupted (so it counts as present), not when it failed
     seen = {tuple(sorted((t.params or t.system_attrs.get("fixed_params", {})).items())) for t in trials

@@ -12,6 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from evaluation.record import VAL_ACCURACY, VAL_LOSS
+
 from ..errors import UsageError
 from .flags import out_folder
 
@@ -25,7 +27,23 @@ EXAMPLES = """examples:
   movinas export results/demo --best "val_accuracy under flops<=1e9" --out exported/
   movinas export results/demo --best "min params with val_accuracy>=0.5" --format yaml,tflite --out small/
   movinas export results/demo --trial 7 --train-epochs 10 --out trial7/
-  movinas export results/demo --trial 7 --stream --out trial7-stream/      (causal architectures)"""
+  movinas export results/demo --trial 7 --stream --out trial7-stream/      (causal architectures)
+  movinas export results/demo --trial 7 --stream --format tflite,tflite-int8 --gpu-compatible --out phone/
+
+FORMATS (--format; TFLite ones for the base model, and with --stream for the one-frame stream model):
+  yaml            spec.yaml, the architecture alone
+  keras           model.keras (and stream.keras): for Python, fine-tuning, movinas predict
+  weights         model.weights.h5, the weights alone
+  savedmodel      TF SavedModel (and the stream one with TF Hub's init_states/call signatures): TF Serving
+  tflite          float32 TFLite: the reference on-device file, every stream op in XNNPACK; pick it for
+                  CPUs without fast int8 and when exact float logits matter
+  tflite-fp16     float16 weights, float32 compute: half the file, same speed and logits within ~1e-3 on
+                  CPU; pick it to ship a smaller file, or for GPU delegates (they compute in fp16)
+  tflite-dynamic  int8 weights, float activations (dynamic range, no calibration): a quarter of the
+                  file; pick it for size when calibration data is not at hand (speed: see benchmarks)
+  tflite-int8     full-integer int8, calibrated on the study's clips (stream: each clip streamed from
+                  zero states): the fastest on CPUs with int8 kernels (most phones) and the smallest;
+                  logits within about 1% of float, check the agreement on your data"""
 
 
 def register(subparsers) -> None:
@@ -49,9 +67,11 @@ def register(subparsers) -> None:
     pick.add_argument("--best", metavar="RULE", help='selection rule, e.g. "val_accuracy under flops<=1e9"')
     p.add_argument("--study", default=None, help="study name, when the storage holds several")
     p.add_argument("--format", default="yaml,keras,savedmodel,tflite", metavar="F,...",
-                   help="comma-separated: yaml, keras, weights, savedmodel, tflite, tflite-int8 (int8 TFLite calibrated on "
-                        "the study's dataset) (default: yaml,keras,savedmodel,tflite)")
+                   help="comma-separated formats (default: yaml,keras,savedmodel,tflite); see FORMATS below")
     p.add_argument("--stream", action="store_true", help="also write the stream model (causal architectures only)")
+    p.add_argument("--gpu-compatible", action="store_true",
+                   help="with --stream: also write stream_gpu.tflite, the float stream file with no tensor of more "
+                        "than 4 dimensions (image [1, H, W, 3], states included), for the LiteRT GPU delegate")
     p.add_argument("--train-epochs", type=int, default=None, metavar="E",
                    help="retrain from scratch for E epochs on the study's dataset with its proxy settings first")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -120,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     number = int(row["number"])
     if spec is None:
         raise UsageError(f"trial {number}: its architecture is not stored (no spec attribute nor decodable params)")
+    if args.gpu_compatible and not args.stream:
+        raise UsageError("--gpu-compatible: writes the stream file for the GPU delegate; add --stream")
     if args.stream and not spec.causal:
         raise UsageError(f"--stream: trial {number} is not causal (causal: false); the stream model needs a "
                          "causal architecture, search a space with causal: true")
@@ -133,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), weights.model, out, formats,
                          stream=args.stream, labels=weights.labels, num_classes=num_classes,
+                         gpu_compatible=args.gpu_compatible,
                          representative=_calibration(attrs, spec) if "tflite-int8" in formats else None)
     card = out / "model_card.md"
     card.write_text(model_card(row, attrs, how, weights, paths, num_classes))
@@ -147,29 +170,34 @@ def run(args: argparse.Namespace) -> int:
     if args.train_epochs is not None:
         m = weights.detail.get("metrics") or {}
         print(f"trained {args.train_epochs} epoch{'s' if args.train_epochs != 1 else ''}: validation accuracy "
-              f"{m.get('val_accuracy', float('nan')):.4g}, validation loss {m.get('val_loss', float('nan')):.4g}",
+              f"{m.get(VAL_ACCURACY, float('nan')):.4g}, validation loss {m.get(VAL_LOSS, float('nan')):.4g}",
               file=sys.stderr)
     return 0
 
 
 def _weights(args, spec, row, attrs: dict, num_classes: int):
     """The export's weights: retrained with --train-epochs, else those the search kept, else fresh."""
+    from evaluation.evaluator import SupernetProxy, study_proxy
     from evaluation.export_trial import kept_weights, random_weights, retrain, study_labels
 
     config = attrs.get("config") or {}
     seed = int(config.get("seed") or 0)
     labels = study_labels(attrs, num_classes)
-    from evaluation.oneshot_export import is_supernet_study, supernet_weights
+    try:
+        proxy = study_proxy(config)  # the study's evaluator, as the search parsed it
+    except ValueError as exc:
+        raise UsageError(f"the study's stored config: {' '.join(str(exc).split())}") from None
+    if isinstance(proxy, SupernetProxy):  # inherited weights (--train-epochs: fine-tuned), docs/oneshot.md
+        from evaluation.oneshot_export import supernet_weights
 
-    if is_supernet_study(attrs):  # inherited weights (--train-epochs: fine-tuned), docs/oneshot.md
         try:
-            chosen = supernet_weights(spec, attrs, num_classes, seed, args.train_epochs,
+            chosen = supernet_weights(spec, proxy, attrs, num_classes, seed, args.train_epochs,
                                       progress=lambda line: print(line, file=sys.stderr))
         except (ValueError, FileNotFoundError) as exc:
             raise UsageError(f"trial {int(row['number'])}: {' '.join(str(exc).split())}") from None
         return chosen if chosen.labels else dataclasses.replace(chosen, labels=labels)
     if args.train_epochs is None:
-        metrics = {k: row[k] for k in ("val_accuracy", "val_loss", "epochs") if k in row and row[k] == row[k]}
+        metrics = {k: row[k] for k in (VAL_ACCURACY, VAL_LOSS, "epochs") if k in row and row[k] == row[k]}
         try:
             kept = kept_weights(spec, attrs.get("folder"), row.get("weights"), num_classes, seed, metrics)
         except ValueError as exc:
@@ -180,7 +208,7 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
 
     data_config = dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec)
     try:
-        weights = retrain(spec, data_config, config.get("proxy") or {}, args.train_epochs, num_classes, seed,
+        weights = retrain(spec, data_config, proxy, args.train_epochs, num_classes, seed,
                           progress=lambda line: print(line, file=sys.stderr))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(f"--train-epochs: the study's {' '.join(str(exc).split())}") from None
