@@ -3,7 +3,7 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-from . import bench, cost, demo, export, fidelity, predict, report, screen, search, supernet, videos
+from . import bench, cost, demo, export, fidelity, importer, predict, report, screen, search, supernet, videos
 
 ALL: list = [
     demo.register,
@@ -13,6 +13,7 @@ ALL: list = [
     search.register,
     report.register,
     export.register,
+    importer.register,
     fidelity.register,
     bench.register,
     supernet.register,
