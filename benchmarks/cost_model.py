@@ -12,8 +12,11 @@ The old `search_space/` is extracted with `git archive` into a temporary folder;
 its own worker process, both pinned to the same core, and the two take turns, one timed pass each,
 round after round (who goes first alternates), so that a load from other programs hits both alike.
 Each worker also reports a digest of the costs it computed, so the table says whether they agree.
+A pass is timed by the thread's CPU time by default (`--clock cpu`: time the core spent on other
+programs is left out, which matters on a shared machine) or by the wall clock (`--clock wall`).
 
     python benchmarks/cost_model.py [--specs 2000] [--repeats 5] [--space paper] [--against REV|none]
+                                    [--rounds 15] [--clock cpu|wall]
 """
 
 from __future__ import annotations
@@ -39,14 +42,18 @@ TARGET = 20_000  # specs/s on one core
 BASELINE_BEFORE = "2026-11-26"  # the default baseline: the last search_space/ commit before this date
 
 
-def best_rate(fn, items: list, repeats: int) -> float:
+CLOCKS = {"cpu": time.thread_time, "wall": time.perf_counter}
+
+
+def best_rate(fn, items: list, repeats: int, clock: str = "cpu") -> float:
     """Best of `repeats` passes over `items`, in items per second."""
+    now = CLOCKS[clock]
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         for x in items:
             fn(x)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, now() - start)
     return len(items) / best
 
 
@@ -69,23 +76,23 @@ def pin_one_core() -> None:
 # -- this tree alone ------------------------------------------------------------------------------
 
 
-def single_table(specs: list, space_name: str, sample_rate: float, repeats: int) -> None:
+def single_table(specs: list, space_name: str, sample_rate: float, repeats: int, clock: str) -> None:
     from search_space import ArchSpec, estimate_cost, walk
 
     dicts = [s.to_dict() for s in specs]
     layers = np.array([s.num_layers for s in specs])
     rows = [
         ("space.sample(rng)", sample_rate),
-        ("ArchSpec.from_dict (build + validate)", best_rate(ArchSpec.from_dict, dicts, repeats)),
-        ("walk (layer plan alone)", best_rate(lambda s: walk(s, s.frames, s.resolution), specs, repeats)),
-        ("estimate_cost", best_rate(lambda s: estimate_cost(s, s.frames, s.resolution), specs, repeats)),
+        ("ArchSpec.from_dict (build + validate)", best_rate(ArchSpec.from_dict, dicts, repeats, clock)),
+        ("walk (layer plan alone)", best_rate(lambda s: walk(s, s.frames, s.resolution), specs, repeats, clock)),
+        ("estimate_cost", best_rate(lambda s: estimate_cost(s, s.frames, s.resolution), specs, repeats, clock)),
         ("estimate_cost, breakdown=True",
-         best_rate(lambda s: estimate_cost(s, s.frames, s.resolution, breakdown=True), specs, repeats)),
+         best_rate(lambda s: estimate_cost(s, s.frames, s.resolution, breakdown=True), specs, repeats, clock)),
     ]
     print(f"{cpu_name()}, Python {platform.python_version()}, one core")
     print(f"{space_name!r} space: {len(specs):,} specs sampled ({len(set(specs)):,} distinct), "
           f"{layers.mean():.1f} layers each on average (min {layers.min()}, max {layers.max()}), "
-          f"best of {repeats} passes\n")
+          f"best of {repeats} passes, {clock} time\n")
     width = max(len(r[0]) for r in rows)
     print(f"{'step':<{width}}  {'specs/s':>9}  {'µs/spec':>8}  {'× target':>8}")
     for name, rate in rows:
@@ -115,9 +122,10 @@ def workloads(specs: list, count: int, seed: int) -> dict[str, list]:
     return out
 
 
-def worker(src: str, path: str) -> None:
+def worker(src: str, path: str, clock: str) -> None:
     """Serve timed passes of `estimate_cost` imported from `src`: read a workload name per line, answer
-    the seconds of one pass over its items; first answer "ready" and a cost digest per workload."""
+    the seconds of one pass over its items (`clock`: "cpu" or "wall"); first answer "ready" and a cost
+    digest per workload."""
     sys.path.insert(0, src)
     import search_space
     from search_space import ArchSpec, estimate_cost, movinet
@@ -138,12 +146,13 @@ def worker(src: str, path: str) -> None:
     digests = {name: hashlib.sha256(repr([tuple(estimate_cost(s, f, r))[:8] for s, f, r in items]).encode()).hexdigest()
                for name, items in work.items()}
     print("ready", json.dumps(digests), flush=True)
+    now = CLOCKS[clock]
     for line in sys.stdin:
         items = work[line.strip()]
-        start = time.perf_counter()
+        start = now()
         for s, f, r in items:
             estimate_cost(s, f, r)
-        print(time.perf_counter() - start, flush=True)
+        print(now() - start, flush=True)
 
 
 def baseline_commit() -> str:
@@ -160,8 +169,8 @@ def extract(commit: str, into: Path) -> None:
 
 
 class Worker:
-    def __init__(self, src: Path, path: Path):
-        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", str(src), str(path)], cwd=src,
+    def __init__(self, src: Path, path: Path, clock: str):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", str(src), str(path), clock], cwd=src,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         word, digests = self.proc.stdout.readline().split(" ", 1)
         assert word == "ready", word
@@ -177,7 +186,7 @@ class Worker:
         self.proc.wait()
 
 
-def compare(work: dict[str, list], against: str, rounds: int) -> None:
+def compare(work: dict[str, list], against: str, rounds: int, clock: str) -> None:
     commit = baseline_commit() if against == "2026-11-25" else against
     short = subprocess.run(["git", "log", "-1", "--format=%h %cs", commit], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.strip()
@@ -186,7 +195,7 @@ def compare(work: dict[str, list], against: str, rounds: int) -> None:
         extract(commit, old_src)
         path = Path(tmp) / "work.json"
         path.write_text(json.dumps(work))
-        old, new = Worker(old_src, path), Worker(ROOT, path)
+        old, new = Worker(old_src, path, clock), Worker(ROOT, path, clock)
         times = {name: ([], []) for name in work}
         try:
             for i in range(rounds):
@@ -199,7 +208,7 @@ def compare(work: dict[str, list], against: str, rounds: int) -> None:
             old.close()
             new.close()
     print(f"\nestimate_cost side by side: {short} (old) against this tree (new), two worker processes on "
-          f"one core taking turns, {rounds} rounds of one pass each\n")
+          f"one core taking turns, {rounds} rounds of one pass each, {clock} time\n")
     head = (f"{'workload':<16} {'items':>6}  {'old best':>9}  {'new best':>9}  {'new/old':>7}  "
             f"{'median of round ratios':>22}  costs")
     print(head)
@@ -222,7 +231,9 @@ def main() -> None:
     parser.add_argument("--against", default="2026-11-25",
                         help="commit to compare estimate_cost with (default: the 2026-11-25 code); none: skip")
     parser.add_argument("--rounds", type=int, default=15, help="alternating rounds of the comparison")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time a pass by the worker's CPU time (default) or by the wall clock")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(*args.worker)
@@ -233,9 +244,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     specs = [space.sample(rng) for _ in range(args.specs)]
-    single_table(specs, args.space, len(specs) / (time.perf_counter() - start), args.repeats)
+    single_table(specs, args.space, len(specs) / (time.perf_counter() - start), args.repeats, args.clock)
     if args.against != "none":
-        compare(workloads(specs, args.specs, args.seed), args.against, args.rounds)
+        compare(workloads(specs, args.specs, args.seed), args.against, args.rounds, args.clock)
 
 
 if __name__ == "__main__":

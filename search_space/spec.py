@@ -135,7 +135,7 @@ class ArchSpec:
     # -- small views -----------------------------------------------------------------------------
     @property
     def num_layers(self) -> int:
-        return sum(len(s.blocks) for s in self.stages)
+        return sum([len(s.blocks) for s in self.stages])  # a list, not a generator: read once per walk
 
     def replace(self, **changes: Any) -> ArchSpec:
         return dataclasses.replace(self, **changes)
