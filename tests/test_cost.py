@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search_space import PRESETS, ArchSpec, estimate_cost, make_divisible, movinet, walk
+from search_space import PRESETS, estimate_cost, make_divisible, movinet, walk
 from search_space.spec import CONV_TYPES, SE_TYPES
 
 # paper GFLOPs at 50 × 172² (they count some element-wise work; conv + dense MACs alone land 2-3% lower)
@@ -181,11 +181,6 @@ def _deeper(spec, rng):
     extra = dataclasses.replace(last, strides=(1, 1, 1))
     stages[i] = dataclasses.replace(stages[i], blocks=(*stages[i].blocks, extra))
     return spec.replace(stages=tuple(stages))
-
-
-def test_sampled_specs_round_trip_through_yaml():
-    for spec in SAMPLED:
-        assert ArchSpec.from_yaml(spec.to_yaml()) == spec
 
 
 def test_costs_grow_with_width_and_depth():
