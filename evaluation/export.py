@@ -173,7 +173,7 @@ def export_model(
     if stream:
         _export_stream(spec, base, num_classes, resolution, formats, out, put, manifest, representative)
         if gpu_compatible:
-            _stream_tflite(spec, base, resolution, "tflite", out / FILES["stream_tflite-gpu"], None, image_rank=4)
+            save_stream_tflite(spec, base, resolution, "tflite", out / FILES["stream_tflite-gpu"], None, image_rank=4)
             put("stream_tflite-gpu", out / FILES["stream_tflite-gpu"])
             manifest["stream_gpu_image_shape"] = [1, resolution, resolution, 3]
 
@@ -201,7 +201,7 @@ def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put,
                                                     stream_states=state_specs(spec, resolution)))
     for fmt in (f for f in TFLITE_FORMATS if f in formats):
         key = "stream_" + fmt
-        put(key, _stream_tflite(spec, base, resolution, fmt, out / FILES[key], representative))
+        put(key, save_stream_tflite(spec, base, resolution, fmt, out / FILES[key], representative))
         manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
     if any(f in formats for f in TFLITE_FORMATS):
         from .frame_graph import lite_state_specs
@@ -210,9 +210,12 @@ def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put,
                                      for n, s in lite_state_specs(spec, resolution).items()}
 
 
-def _stream_tflite(spec, base, resolution: int, fmt: str, path: Path, clips, image_rank: int = 5) -> Path:
-    """One stream TFLite file: `frame_step` of `base`'s weights in `fmt`'s precision (int8: calibrated
-    on `clips` streamed through the float graph)."""
+def save_stream_tflite(spec: ArchSpec, model, resolution: int, fmt: str, path: str | Path, clips=None,
+                       image_rank: int = 5) -> Path:
+    """One stream TFLite file as `export_model` writes it: `evaluation.frame_graph.frame_step` of the
+    weights of `model` (a Keras model of causal `spec`, base or stream) at `resolution`, in the precision
+    of TFLite format `fmt` (`TFLITE_FORMATS`; int8: calibrated on `clips` [N, T, H, W, 3] streamed
+    through the float graph); `image_rank` 4 for a file without any rank-5 tensor."""
     import tensorflow as tf
 
     from .frame_graph import frame_step, lite_state_specs
@@ -222,7 +225,7 @@ def _stream_tflite(spec, base, resolution: int, fmt: str, path: Path, clips, ima
     image = [1, resolution, resolution, 3] if image_rank == 4 else [1, 1, resolution, resolution, 3]
     inputs = {"image": tf.TensorSpec(image, tf.float32, name="image"),
               **{n: tf.TensorSpec(s.shape, s.dtype, name=n) for n, s in states.items()}}
-    step = frame_step(spec, base, image_rank, int8=precision == "int8")
+    step = frame_step(spec, model, image_rank, int8=precision == "int8")
     samples = None
     if precision == "int8":
         from .quantize import frame_samples

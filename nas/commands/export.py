@@ -35,15 +35,19 @@ FORMATS (--format; TFLite ones for the base model, and with --stream for the one
   keras           model.keras (and stream.keras): for Python, fine-tuning, movinas predict
   weights         model.weights.h5, the weights alone
   savedmodel      TF SavedModel (and the stream one with TF Hub's init_states/call signatures): TF Serving
-  tflite          float32 TFLite: the reference on-device file, every stream op in XNNPACK; pick it for
-                  CPUs without fast int8 and when exact float logits matter
-  tflite-fp16     float16 weights, float32 compute: half the file, same speed and logits within ~1e-3 on
-                  CPU; pick it to ship a smaller file, or for GPU delegates (they compute in fp16)
-  tflite-dynamic  int8 weights, float activations (dynamic range, no calibration): a quarter of the
-                  file; pick it for size when calibration data is not at hand (speed: see benchmarks)
-  tflite-int8     full-integer int8, calibrated on the study's clips (stream: each clip streamed from
-                  zero states): the fastest on CPUs with int8 kernels (most phones) and the smallest;
-                  logits within about 1% of float, check the agreement on your data"""
+  tflite          float32: the reference file, every op of the stream file inside XNNPACK; pick it
+                  by default on CPUs, and when logits must equal the Keras model's
+  tflite-fp16     float16 weights: half the file, logits within ~1e-3; XNNPACK on CPU unpacks the
+                  weights to float32 at load (float's speed); pick it to ship a smaller float file
+                  or for the GPU delegate, which computes in float16 anyway
+  tflite-dynamic  int8 weights, float activations, no calibration: a quarter of the file, but XNNPACK
+                  leaves its depthwise convs to slower kernels; pick it only for size without data
+  tflite-int8     full-integer int8 calibrated on the study's clips (stream: each clip streamed from
+                  zero states): a quarter of the file, for integer-only accelerators and CPUs with
+                  fast int8 kernels; on the 2-core x86 of benchmarks/RESULTS.md it runs at float's
+                  speed; top-1 agreement with float is measured there (check it on your data)
+  --gpu-compatible (with --stream) adds stream_gpu.tflite: float, no tensor above rank 4, for the
+                  LiteRT GPU delegate; same logits as stream.tflite"""
 
 
 def register(subparsers) -> None:
