@@ -156,3 +156,27 @@ def test_stream_needs_a_causal_spec():
         build_model(movinet("a0"), mode="stream")
     with pytest.raises(ValueError, match="causal"):
         init_states(movinet("a0"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conv_type, se_type", [("2plus1d", "2plus3d"), ("3d", "3d"), ("3d_2plus1d", "2d")])
+def test_tflite_frame_graph_equals_the_stream_model_at_every_frame(conv_type, se_type):
+    """The graph the stream TFLite files are converted from (4-D, folded BN, partial-output taps, running
+    means, rotating positional encoding) gives the Keras stream model's logits frame by frame, in its
+    float form and in its int8-friendly form."""
+    import tensorflow as tf
+
+    from evaluation.frame_graph import frame_step, lite_state_specs
+
+    spec = small_causal_spec(conv_type, se_type)
+    base, stream = causal_and_stream(spec)
+    video = clip(frames=6)  # past the longest temporal kernel (5)
+    want = run_stream(stream, spec, video, 1)
+    for int8 in (False, True):
+        step = tf.function(frame_step(spec, base, int8=int8))
+        states = {n: np.zeros(s.shape, s.dtype) for n, s in lite_state_specs(spec, RES).items()}
+        assert all(len(s.shape) <= 4 for s in lite_state_specs(spec, RES).values())
+        for t in range(video.shape[1]):
+            out = step({"image": video[:, t:t + 1], **states})
+            states = {n: out[n] for n in states}
+            np.testing.assert_allclose(out["logits"], want[t], atol=1e-4)
