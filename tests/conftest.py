@@ -13,6 +13,29 @@ import time
 
 import pytest
 
+# The edit loop runs `python -m pytest -m "not slow"` (about 2 minutes on 2 cores); CI runs everything.
+# Modules outside FAST_MODULES, and the tests named in SLOW_TESTS, carry the `slow` marker; a test module
+# joins the fast set only when all of its tests (bar the named ones) take well under a second or two.
+FAST_MODULES = {
+    "test_cli", "test_cli_cost", "test_compat", "test_cost", "test_depthwise", "test_fuzz_config", "test_fuzz_space",
+    "test_fuzz_spec", "test_pareto", "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
+}
+SLOW_TESTS = {
+    "test_demo_runs_a_real_search_and_writes_the_report",
+    "test_optuna_trials_suggest_the_same_parameter_names_and_decode_to_the_sampled_spec",
+    "test_broken_stream_spec_yaml_is_a_spec_or_one_spec_error_line",
+    "test_broken_paper_space_yaml_is_a_space_or_one_spec_error_line",
+    "test_size_equals_the_number_of_distinct_decoded_specs",
+    "test_small_space_size_equals_its_enumerated_distinct_specs",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module not in FAST_MODULES or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 def _pg_bin() -> str | None:
     """The newest Debian `postgresql` server binaries, e.g. /usr/lib/postgresql/15/bin."""
