@@ -311,3 +311,6 @@ class LayerScale(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+from . import pooling  # noqa: E402, F401  the stream pooling layers register with Keras beside these

@@ -37,6 +37,9 @@ def _ready(name: str, just_loaded) -> bool:
 def _register(module=None) -> None:
     if not all(_ready(name, module) for name in NEEDS):
         return
+    layers = sys.modules.get(f"{__package__}.layers")
+    if layers is not None and getattr(getattr(layers, "__spec__", None), "_initializing", False):
+        return  # `import search_space.layers` itself loaded TensorFlow; its last line imports pooling
     try:
         from . import layers, pooling  # noqa: F401  their decorators register the custom layers
     except Exception as exc:  # pragma: no cover - never break the user's own `import keras`
