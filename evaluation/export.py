@@ -43,6 +43,9 @@ TFLITE_FORMATS = {"tflite": "float", "tflite-fp16": "fp16", "tflite-dynamic": "d
 ALL_FORMATS = ("yaml", "keras", "weights", "savedmodel", *TFLITE_FORMATS)
 PRECISIONS = ("float", "fp16", "dynamic", "int8")
 """TFLite precisions, as `save_tflite` names them."""
+FLOAT_OPS = ("SUB", "DIV")
+"""Op types an int8 file of a function (the stream frame graph) keeps in float: its running means and frame
+count (`evaluation.frame_graph`), whose updates shrink below an int8 step as the frames add up."""
 MANIFEST = "export.json"
 MANIFEST_VERSION = 1
 FILES = {
@@ -360,10 +363,19 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if precision == "fp16":
             converter.target_spec.supported_types = [tf.float16]
-        if precision == "int8":
-            converter.representative_dataset = representative
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        path.write_bytes(converter.convert())
+        if precision != "int8":
+            path.write_bytes(converter.convert())
+            return path
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if keras_model:
+            path.write_bytes(converter.convert())
+            return path
+        # a function (the stream frame graph): its SUB and DIV, the running means and the frame count, stay float
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                             debug_options=options)
+        path.write_bytes(debugger.get_nondebug_quantized_model())
     return path
 
 

@@ -11,10 +11,11 @@ the Keras stream graph, and why:
 - a causal temporal conv keeps its k_t − 1 *partial outputs* instead of its last input frames: each
   tap convolves the new frame once and adds into the partial sum of the output it belongs to, so the
   state update is adds, with no concatenation nor slice (states ``b{i}_tap{j}``, after the stride);
-- the running means (SE pools and head) are means, not sums: ``m += (x − m) · w`` with one shared
-  frame weight w = 1 / (frames seen + 1) (state ``frames``, float), so a state stays in the range of a
-  frame mean however long the stream, which int8 quantization needs (a sum outgrows its calibrated
-  range); one DIV per frame for the whole network, none per pool, no int32 and no cast;
+- the running means (SE pools and head) are means, not sums: ``m −= (m − x) / n`` with one shared
+  frame count n (state ``frames``, float: no int32, no cast), so a state stays in the range of a frame
+  mean however long the stream; written with SUB and DIV alone, which an int8 export keeps in float
+  (XNNPACK runs both, and the Q/DQ around them): an int8 running mean would stop moving once an
+  update (m − x) / n falls under half its quantization step, a few dozen frames in;
 - the positional encoding is a rotation of its (sin, cos) pair per frame (MUL and ADD), not SIN/COS of a
   count; its states hold the offset from frame 0's value so zero states are the start of a stream.
 
@@ -163,8 +164,9 @@ class _Lowering:
         return self.acts[kind or self.spec.activation](x)
 
     def running_mean(self, x_mean, name, features, new):
-        """Mean over the frames seen, this one included: m + (x − m) · w."""
-        m = features[name] + (x_mean - features[name]) * self.frame_weight
+        """Mean over the frames seen, this one included: m − (m − x) / n, written with SUB and DIV only
+        (an int8 export keeps those two op types in float: `evaluation.export.save_tflite`)."""
+        m = features[name] - (features[name] - x_mean) / self.seen
         new[name] = m
         return m
 
@@ -257,9 +259,8 @@ class _Lowering:
 
         spec = self.spec
         new: dict = {}
-        seen = features["frames"] + 1.0
-        new["frames"] = seen
-        self.frame_weight = 1.0 / seen
+        self.seen = features["frames"] - np.float32(-1.0)  # SUB: kept float in int8 files, never saturates
+        new["frames"] = self.seen
         x = self.act(self.spatial(image, "stem_conv", "stem_bn", spec.stem.strides[1:]))
         for lp in self.plan.layers:
             x = self.block(x, lp, features, new)
