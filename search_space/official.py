@@ -166,7 +166,8 @@ def variable_paths(reader, prefix: str) -> dict[str, str]:
     try:
         graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     except Exception as exc:  # noqa: BLE001 - a corrupt proto: any decode error means the same
-        raise OfficialError(f"{prefix}: the checkpoint's object graph is corrupt ({_first_line(exc)})") from None
+        raise OfficialError(f"{prefix}: the checkpoint's object graph cannot be read (truncated or corrupt "
+                            f"file?): {_first_line(exc)}") from None
     root = next((c.node_id for c in graph.nodes[0].children if c.local_name == "model"), 0)
     seen, queue, found = {root: ""}, collections.deque([root]), {}
     while queue:
@@ -270,29 +271,30 @@ def load_official(path: str | Path, preset: str | None = None, stream: bool | No
     keys = variable_paths(reader, prefix)
     key_shapes = reader.get_variable_to_shape_map()
     shapes = {name: tuple(key_shapes[key]) for name, key in keys.items() if key in key_shapes}
+    model, spec, num_classes = _fill(shapes, lambda name: _read(reader, keys[name], name, where), preset, stream,
+                                     where)
+    return Official(model, spec, num_classes, source, Path(prefix))
+
+
+def from_arrays(arrays: dict[str, np.ndarray], preset: str | None = None, stream: bool | None = None) -> Official:
+    """`load_official` for values already in memory: {official path or checkpoint key: array}."""
+    arrays = {normalise(k.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")): v
+              for k, v in arrays.items()}
+    shapes = {k: tuple(np.shape(v)) for k, v in arrays.items()}
+    model, spec, num_classes = _fill(shapes, arrays.__getitem__, preset, stream, "arrays")
+    return Official(model, spec, num_classes, "arrays", Path("."))
+
+
+def _fill(shapes: dict[str, tuple], read, preset, stream, where: str):
+    """(model, spec, classes): the spec the variables describe, checked, then every weight read by `read`."""
     spec = infer_spec(shapes, preset, stream, where)
     num_classes = num_classes_of(shapes, where)
     model = build(spec, num_classes)
     weights = {w.path: w for w in model.weights}
     table = check_variables(spec, shapes, {p: tuple(w.shape) for p, w in weights.items()}, where)
     for official, ours in table.items():
-        weights[ours].assign(np.reshape(_read(reader, keys[official], official, where), weights[ours].shape))
-    return Official(model, spec, num_classes, source, Path(prefix))
-
-
-def from_arrays(arrays: dict[str, np.ndarray], preset: str | None = None, stream: bool | None = None):
-    """`load_official` for values already in memory: {official path (normalised or not): array}."""
-    arrays = {normalise(k.removeprefix("model/").removesuffix("/.ATTRIBUTES/VARIABLE_VALUE")): v
-              for k, v in arrays.items()}
-    shapes = {k: tuple(np.shape(v)) for k, v in arrays.items()}
-    spec = infer_spec(shapes, preset, stream, "arrays")
-    num_classes = num_classes_of(shapes, "arrays")
-    model = build(spec, num_classes)
-    weights = {w.path: w for w in model.weights}
-    table = check_variables(spec, shapes, {p: tuple(w.shape) for p, w in weights.items()}, "arrays")
-    for official, ours in table.items():
-        weights[ours].assign(np.reshape(arrays[official], weights[ours].shape))
-    return Official(model, spec, num_classes, "arrays", Path("."))
+        weights[ours].assign(np.reshape(read(official), weights[ours].shape))
+    return model, spec, num_classes
 
 
 def build(spec: ArchSpec, num_classes: int):
