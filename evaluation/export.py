@@ -12,9 +12,12 @@
 | `saved_model/` | TF SavedModel, signature `serving_default`: `{"image": float32[batch, frames, height, width, 3]}` in [0, 1] → `{"logits": float32[batch, classes]}`, every input dimension dynamic (the TF-Hub MoViNet convention) |
 | `model.tflite` | TFLite base model, input `[1, any frames, resolution, resolution, 3]` (static spatial sizes, which TFLite wants; the manifest names them), so it classifies the same frames as the other formats |
 | `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[batch, t, resolution, resolution, 3]` (any batch and t) and every state, outputs `logits` and the new states; the SavedModel adds TF Hub's `init_states` and `call` signatures |
-| `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1; states are explicit inputs and outputs of the same names |
-| `model_int8.tflite`, `stream_int8.tflite` | format `"tflite-int8"`: the TFLite files with int8 weights and activations (float32 inputs and outputs), calibrated on `representative` clips |
-| `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes |
+| `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1, converted from its one-frame graph (`evaluation.frame_graph`: 4-D float states, every op in XNNPACK); states are explicit inputs and outputs of the same names, listed in the manifest's `tflite_states`, zeros at the start |
+| `model_fp16.tflite`, `stream_fp16.tflite` | format `"tflite-fp16"`: float16 weights, float32 inputs, outputs and compute |
+| `model_dynamic.tflite`, `stream_dynamic.tflite` | format `"tflite-dynamic"`: int8 weights, float activations (no calibration) |
+| `model_int8.tflite`, `stream_int8.tflite` | format `"tflite-int8"`: the TFLite files with int8 weights and activations (float32 inputs and outputs), calibrated on `representative` clips; the stream file keeps its running means in float |
+| `stream_gpu.tflite` | with `gpu_compatible=True`: the float stream file with image [1, H, W, 3]: no tensor above rank 4 (LiteRT GPU delegate) |
+| `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes (`states`: the Keras and SavedModel stream models'; `tflite_states`: the stream TFLite files') |
 
 The stream model carries the base model's weights (they are the same variables in the same order);
 feeding a clip frame by frame through it gives the causal base model's logits.
