@@ -149,5 +149,17 @@ def set_untracked(layer: Any, name: str, value: Any) -> None:
     object.__setattr__(layer, name, value)
 
 
-__all__ = ["all_layers", "custom_gradient_registry", "forget_custom_gradients", "hypervolume", "onednn_enabled", "pareto_front_mask",
+# ---------------------------------------------------------------------------------------------
+# LiteRT
+
+
+def litert_nodes(interpreter: Any) -> list[dict]:
+    """Every node of an allocated LiteRT `Interpreter`, delegate partitions included (op_name
+    "DELEGATE"), each a dict with `op_name`, `inputs`, `outputs` (tensor indices) and `operand_types`.
+    Relies on `Interpreter._get_ops_details()` (ai-edge-litert 2.3): the public API lists tensors,
+    not the delegated graph. Used by `evaluation.tflite_ops`."""
+    return interpreter._get_ops_details()
+
+
+__all__ = ["all_layers", "custom_gradient_registry", "forget_custom_gradients", "hypervolume", "litert_nodes", "onednn_enabled", "pareto_front_mask",
            "OPTUNA_CONSTRAINTS_KEY", "seeded", "set_untracked", "trial_id"]

@@ -49,5 +49,7 @@ def op_profile(path: str | Path, num_threads: int = 1) -> OpProfile:
 
 
 def _nodes(interpreter) -> list[dict]:
+    from .compat import litert_nodes
+
     interpreter.allocate_tensors()
-    return interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only view of the delegated graph
+    return litert_nodes(interpreter)
