@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         description=(
             "Read the released MoViNet A0-A5 weights, base or stream, from a TF Model Garden checkpoint or a TF "
             "Hub / Kaggle SavedModel, and write them as an export folder (spec.yaml, model.keras, export.json, "
-            "model_card.md; stream.keras too for stream models) that predict, export and finetune read. The "
+            "model_card.md; stream.keras too for stream models) that predict reads. The "
             "preset and variant are read from the checkpoint when not given. A checkpoint that does not match "
             "(another preset, truncated, not MoViNet) is refused, naming the first offending variable."),
         epilog=EXAMPLES,
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.format)
     if "tflite-int8" in formats:
-        raise UsageError("--format: tflite-int8 needs calibration clips; import first, then `movinas finetune` or "
-                         "quantize the folder with your own clips")
+        raise UsageError("--format: tflite-int8 needs calibration clips of your videos; import, then call "
+                         "evaluation.export.export_model(..., formats=('tflite-int8',), representative=clips)")
     if args.out is not None:
         _check_out(out_folder(args.out))
     if not Path(args.path).exists():
@@ -131,5 +131,5 @@ def model_card(imported, source: str, paths: dict) -> str:
     lines += [f"- `{Path(p).name}` ({key})" for key, p in paths.items()]
     lines += ["", "Run it: `movinas predict THIS_FOLDER video.mp4`" + (" (add `--stream` to stream frame by frame)"
                                                                       if spec.causal else ""),
-              "Fine-tune it: `movinas finetune THIS_FOLDER VIDEOS/ --out mine/` (see docs/pretrained.md)", ""]
+              "More: docs/pretrained.md", ""]
     return "\n".join(lines)
