@@ -107,7 +107,8 @@ def test_fixtures_cover_the_thirteen_released_configurations(official_variables)
 def test_configuration_imports_with_the_official_logits(config, official_variables, official_logits):
     """Every official variable fills one movinas weight (none missing or extra, shapes agree), the preset is
     read from the variables, and the model gives the official logits, clip and frame by frame."""
-    arrays = {key: W.weight(W.canonical(key), shape) for key, shape in official_variables[config]}
+    damp = W.DAMP.get(config, 1)
+    arrays = {key: W.weight(W.canonical(key), shape, damp) for key, shape in official_variables[config]}
     imported = from_arrays(arrays)
     preset, stream = preset_of(config)
     assert imported.spec == movinet(preset, stream=stream, positional_encoding=config.endswith("-pe") or None)
