@@ -157,10 +157,27 @@ def read_only_file(url: str) -> tuple[Path, str] | None:
 
 
 def _read_only(path: Path) -> str:
-    """SQLite URI flags that never write the study. In a folder we may not write (a read-only
-    copy, which nothing can be writing either) a WAL database could not create its shared-memory
-    file, so it is opened as immutable."""
-    return "mode=ro" if os.access(path.resolve().parent, os.W_OK) else "mode=ro&immutable=1"
+    """SQLite URI flags that never write the study: `mode=ro`, which takes SQLite's locks, so a
+    writer may work beside the reader. `immutable` (no locks: a page a writer changes meanwhile reads
+    as "database disk image is malformed") only where nothing else could open the file: a WAL-mode
+    database (a finished study is left in a rollback journal) in a folder we may not write, where
+    SQLite could not create the `-wal` / `-shm` files it needs, and without them (a writer keeps
+    both while it has the file open)."""
+    folder = path.resolve().parent
+    if _journal_is_wal(path) and not os.access(folder, os.W_OK) and not any(
+            (folder / f"{path.name}{side}").exists() for side in ("-wal", "-shm")):
+        return "mode=ro&immutable=1"
+    return "mode=ro"
+
+
+def _journal_is_wal(path: Path) -> bool:
+    """Whether the database header says WAL mode (file format versions 2 at bytes 18 and 19)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02"
 
 
 def _check_sqlite_study(path: Path, flags: str) -> None:
@@ -189,7 +206,13 @@ def open_for_reading(url: str):
     import optuna
     import sqlalchemy.exc
 
-    engine_kwargs: dict = {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite"):
+        from sqlalchemy.pool import NullPool
+
+        # no pooled connection kept between reads: a study held open (a notebook, a polling report)
+        # does not keep a finishing writer from leaving WAL mode (nas.storage.release_sqlite)
+        engine_kwargs = {"connect_args": {"timeout": 30}, "poolclass": NullPool}
     for attempt in range(50):
         try:
             return optuna.storages.RDBStorage(normalize_url(url), engine_kwargs=engine_kwargs,

@@ -55,11 +55,14 @@ def export_table(out: str | Path) -> Path:
     trial, i.e. per (architecture, seed). Written to a temporary file and renamed."""
     import optuna
     import pandas as pd
+    from sqlalchemy.pool import NullPool
 
     from .record import read_trial
 
     out = Path(out)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}")
+    # no pooled connection outlives a read, even one a Ctrl-C cut short: the generation can then
+    # leave bench.db in one file (nas.storage.release_sqlite needs it to itself)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'bench.db'}", engine_kwargs={"poolclass": NullPool})
     space = _space()
     axes = space_axes(space)
     epochs = PROTOCOL["proxy"]["epochs"]

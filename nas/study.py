@@ -172,6 +172,9 @@ def drive(study, storage, runner: Runner, trials: int, timeout: float | None = N
                                    callbacks=callbacks, gc_after_trial=False)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     pass  # our heartbeat came late: another worker failed the trial and re-queued it
+                except Exception:
+                    raise_if_interrupted()  # Optuna 5.1's tell turns an interrupt into an UnboundLocalError
+                    raise
     except KeyboardInterrupt as exc:
         _fail_if_running(storage, runner, interrupt_reason(exc))
         raise

@@ -151,10 +151,7 @@ def _prepare(session, archs: list[dict]) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import optuna
 
-    from evaluation.record import read_trial
     from evaluation.table import PROTOCOL, export_table
-
-    from ..study import drive, tally
 
     seeds = list(PROTOCOL["seeds"])
     if args.seeds is not None:
@@ -175,42 +172,59 @@ def run_generate(args: argparse.Namespace) -> int:
     (out / "protocol.yaml").write_text(yaml.safe_dump({**PROTOCOL, "archs": len(archs)}, sort_keys=False))
     with _Lock(out):
         sessions = {}
-        for seed in seeds:
-            sessions[seed] = _session(out, seed)
-            _prepare(sessions[seed], archs)
-        where = machine()
-        for s in sessions.values():
-            s.study.set_user_attr("machine", where)
-        start = time.monotonic()  # --minutes counts from here: setup (data, studies) is not training
-
-        def on_trial(study, trial) -> None:  # the machine's load while it trained: seconds depend on it
-            loads = dict(study.user_attrs.get("load_avg", {}))
-            loads[str(trial.number)] = round(os.getloadavg()[0], 2)
-            study.set_user_attr("load_avg", loads)
+        try:
+            for seed in seeds:
+                sessions[seed] = _session(out, seed)
+                _prepare(sessions[seed], archs)
+            if not _generate(out, sessions, archs, args.minutes):
+                return 0
             export_table(out)
-            record = read_trial(trial)
-            state = record.outcome.value if record.outcome else trial.state.name
-            print(f"bench {study.study_name}: trial {trial.number} {state} val_accuracy "
-                  f"{record.metrics.get('val_accuracy', float('nan')):.3f} "
-                  f"({record.metrics.get('seconds', float('nan')):.0f} s)", file=sys.stderr, flush=True)
-
-        started = 0
-        for i in range(len(archs)):  # architecture by architecture, every seed of one before the next
-            for seed in sessions:
-                s = sessions[seed]
-                done, _ = tally(s.study)
-                if done > i:
-                    continue  # arch i of this seed is trained (trials run in enqueue order)
-                if started and args.minutes is not None and time.monotonic() - start >= 60 * args.minutes:
-                    export_table(out)
-                    print(f"bench: stopped after {args.minutes:g} minutes; run again to continue",
-                          file=sys.stderr)
-                    return 0
-                drive(s.study, s.storage, s.runner, done + 1, on_trial=on_trial)
-                started += 1  # every call trains at least one pair, however short --minutes is
-        export_table(out)
+        finally:  # every exit: bench.db left as one file in rollback-journal mode
+            for s in sessions.values():
+                s.storage.engine.dispose()  # the seeds' storages share the file: all closed before the switch
+            for s in sessions.values():
+                s.close()
     print(f"bench: every architecture trained at seeds {seeds}; table {out / 'table.csv'}", file=sys.stderr)
     return 0
+
+
+def _generate(out: Path, sessions: dict, archs: list[dict], minutes: float | None) -> bool:
+    """Train the missing (architecture, seed) pairs in the interleaved order; False when stopped
+    by the time limit."""
+    from evaluation.record import read_trial
+    from evaluation.table import export_table
+
+    from ..study import drive, tally
+
+    where = machine()
+    for s in sessions.values():
+        s.study.set_user_attr("machine", where)
+    start = time.monotonic()  # --minutes counts from here: setup (data, studies) is not training
+
+    def on_trial(study, trial) -> None:  # the machine's load while it trained: seconds depend on it
+        loads = dict(study.user_attrs.get("load_avg", {}))
+        loads[str(trial.number)] = round(os.getloadavg()[0], 2)
+        study.set_user_attr("load_avg", loads)
+        export_table(out)
+        record = read_trial(trial)
+        state = record.outcome.value if record.outcome else trial.state.name
+        print(f"bench {study.study_name}: trial {trial.number} {state} val_accuracy "
+              f"{record.metrics.get('val_accuracy', float('nan')):.3f} "
+              f"({record.metrics.get('seconds', float('nan')):.0f} s)", file=sys.stderr, flush=True)
+
+    started = 0
+    for i in range(len(archs)):  # architecture by architecture, every seed of one before the next
+        for s in sessions.values():
+            done, _ = tally(s.study)
+            if done > i:
+                continue  # arch i of this seed is trained (trials run in enqueue order)
+            if started and minutes is not None and time.monotonic() - start >= 60 * minutes:
+                export_table(out)
+                print(f"bench: stopped after {minutes:g} minutes; run again to continue", file=sys.stderr)
+                return False
+            drive(s.study, s.storage, s.runner, done + 1, on_trial=on_trial)
+            started += 1  # every call trains at least one pair, however short --minutes is
+    return True
 
 
 def run_status(args: argparse.Namespace) -> int:

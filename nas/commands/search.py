@@ -72,11 +72,25 @@ class Session:
 
     def __init__(self, args: argparse.Namespace, worker_index: int = 0, screen: bool = True):
         self.fresh = None  # the SQLite file this start creates: removed again when the start fails
+        self.storage = None
         try:
             self._open(args, worker_index, screen)
         except BaseException:
+            self.close()
             _remove_fresh(self.fresh)
             raise
+
+    def close(self, wait: float | None = None) -> None:
+        """Close the storage; a SQLite study is left in one self-contained file in rollback-journal
+        mode (`release_sqlite`; `wait`: seconds to retry while other processes have it open).
+        Every exit of a writing command calls it (atexit too, for any path that does not)."""
+        from ..storage import RELEASE_WAIT, release_sqlite
+
+        storage, self.storage = self.storage, None
+        if storage is None:
+            return
+        _end_started_trial(storage)
+        release_sqlite(storage, wait=RELEASE_WAIT if wait is None else wait)
 
     def _open(self, args: argparse.Namespace, worker_index: int, screen: bool) -> None:
         import optuna
@@ -85,7 +99,7 @@ class Session:
 
         from ..config import load_config, storage_url, study_name
         from ..constraints import screen_budget
-        from ..storage import default_url, open_storage, release_sqlite
+        from ..storage import default_url, open_storage
         from ..study import load_space, make_sampler, open_study, resolve_num_classes, sampler_seed
         from ..trial import Datasets, Runner
 
@@ -108,7 +122,7 @@ class Session:
             datasets()  # a bad dataset fails before any file is written
         self.fresh = _fresh_sqlite(self.url)
         self.storage = open_storage(self.url, config.heartbeat)
-        atexit.register(release_sqlite, self.storage)  # readers of a finished study then create no files
+        atexit.register(self.close)  # a no-op once closed
         self.runner = Runner(config, self.space, resolve_num_classes(config, datasets), self.results, worker_index,
                              datasets)
         existing = _n_trials(self.storage, config.study)
@@ -127,6 +141,21 @@ class Session:
             self.feasible = screen_it()
         if needs_data:
             self.runner.dataset()  # fail on a bad dataset before the first trial
+
+
+def _end_started_trial(storage) -> None:
+    """Mark interrupted (failed, re-queued on resume) the trial this process created last if it is
+    still RUNNING: a Ctrl-C or SIGTERM between Optuna creating it and the runner starting it."""
+    from optuna.trial import TrialState
+
+    from evaluation.record import mark_interrupted
+
+    started = getattr(storage, "last_started", None)
+    try:
+        if started is not None and storage.get_trial(started).state == TrialState.RUNNING:
+            mark_interrupted(storage, storage.get_trial(started), "interrupted before it started (Ctrl-C or SIGTERM)")
+    except Exception:  # the storage itself may be unreachable now; heartbeats clean up later
+        pass
 
 
 def _fresh_sqlite(url: str) -> Path | None:
@@ -161,10 +190,17 @@ def _n_trials(storage, name: str) -> int | None:
 def run_search(args: argparse.Namespace) -> int:
     from search_space import validate as v
 
-    from ..study import drive, tally
-
     v.integer(args.workers, "--workers", 1, MAX_WORKERS, error=UsageError)
     s = Session(args)
+    try:
+        return _search(args, s)
+    finally:
+        s.close()
+
+
+def _search(args: argparse.Namespace, s: Session) -> int:
+    from ..study import drive, tally
+
     config = s.config
     done, _ = tally(s.study)
     where = f"storage {_redacted(s.url)}, results {s.results}"
@@ -195,14 +231,16 @@ def run_worker(args: argparse.Namespace) -> int:
     try:
         why = drive(s.study, s.storage, s.runner, s.config.trials, s.config.timeout,
                     on_trial=progress.on_trial if progress else None)
+        if progress:
+            progress.close()
+            return _finish(s, why)
+        return 0
     except KeyboardInterrupt as exc:
         if progress:
             progress.close()
         return exit_status(exc)
-    if progress:
-        progress.close()
-        return _finish(s, why)
-    return 0
+    finally:
+        s.close(wait=0 if index is not None else None)  # a worker of `search --workers`: its parent switches
 
 
 def _finish(s: Session, why: str) -> int:
