@@ -33,7 +33,7 @@ from .config import Heartbeat
 from .errors import UsageError
 
 __all__ = ["budget_lock", "default_url", "leave_wal", "normalize_url", "open_storage", "redact", "release_sqlite",
-           "sqlite_path"]
+           "sqlite_path", "stop_heartbeats"]
 RELEASE_WAIT = 3.0  # seconds a finishing writer retries the switch to a rollback journal while readers come and go
 
 
@@ -151,6 +151,21 @@ def _fast_sqlite(engine) -> None:
 
     event.listen(engine, "connect", pragmas)
     engine.dispose()  # pooled connections predate the listener
+
+
+def stop_heartbeats() -> None:
+    """Stop the Optuna heartbeat threads of this process. One that a Ctrl-C or SIGTERM left running
+    (it struck between the thread's start and Optuna's `with` block taking charge of it) would keep
+    its trial RUNNING and the process from exiting. Relies on `threading.Thread`'s `_target` /
+    `_args` and on Optuna's `HeartbeatThread._record_heartbeat(trial_id, storage, stop_event)`."""
+    import threading
+
+    for thread in threading.enumerate():
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "_record_heartbeat":
+            for arg in getattr(thread, "_args", ()):
+                if isinstance(arg, threading.Event):
+                    arg.set()
+                    thread.join(timeout=10)
 
 
 def release_sqlite(*storages, wait: float = RELEASE_WAIT) -> bool:

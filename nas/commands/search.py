@@ -84,11 +84,12 @@ class Session:
         """Close the storage; a SQLite study is left in one self-contained file in rollback-journal
         mode (`release_sqlite`; `wait`: seconds to retry while other processes have it open).
         Every exit of a writing command calls it (atexit too, for any path that does not)."""
-        from ..storage import RELEASE_WAIT, release_sqlite
+        from ..storage import RELEASE_WAIT, release_sqlite, stop_heartbeats
 
         storage, self.storage = self.storage, None
         if storage is None:
             return
+        stop_heartbeats()
         _end_started_trial(storage)
         release_sqlite(storage, wait=RELEASE_WAIT if wait is None else wait)
 
