@@ -90,10 +90,11 @@ def test_int8_stream_agrees_with_float_over_32_frames_without_drift(exported):
     states = zero_states(paths)
     flt = np.stack([stream_logits(paths["stream_tflite"], c, states) for c in clips])  # [clips, frames, K]
     q8 = np.stack([stream_logits(paths["stream_tflite-int8"], c, states) for c in clips])
-    err = np.abs(flt - q8).max(axis=(0, 2))  # per frame, worst clip and class
+    err = np.abs(flt - q8)
     spread = np.ptp(flt, axis=2).mean()
-    assert err.max() <= 0.1 * spread, (err.max(), spread)
-    assert err[FRAMES // 2:].max() <= 2 * err[:FRAMES // 2].max() + 0.01 * spread  # no growth with frames
+    assert err.max() <= 0.15 * spread, (err.max(), spread)
+    drift = err.mean(axis=(0, 2))  # per frame
+    assert drift[FRAMES // 2:].mean() <= 1.5 * drift[:FRAMES // 2].mean() + 0.01 * spread, drift  # no growth
     assert (flt[:, -1].argmax(-1) == q8[:, -1].argmax(-1)).all()
     profile = op_profile(paths["stream_tflite-int8"])
     assert profile.delegated_fraction == 1.0, profile.describe_not_delegated()  # int8 + the float running means
