@@ -2,7 +2,7 @@
 parameters, 35 attributes, about 50 commits) written side by side in one run through
 
 1. WAL, no checkpoint (movinas before 2026-12-07: the trials could stay in `study.db-wal`);
-2. WAL, checkpointed after every finished trial (`nas.storage.open_storage` now);
+2. WAL, checkpointed before each new trial (`nas.storage.open_storage` now);
 3. a rollback journal with SQLite's defaults (no WAL at all: a disk flush per commit);
 4. a rollback journal without flushes (`synchronous=OFF`: fast, but a power cut can corrupt the file);
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nas.storage import open_storage, release_sqlite  # noqa: E402
 
-MODES = {"wal, no checkpoint": ("WAL", "NORMAL"), "wal + checkpoint per trial (now)": None,
+MODES = {"wal, no checkpoint": ("WAL", "NORMAL"), "wal + checkpoint before each trial (now)": None,
          "rollback journal, defaults": ("DELETE", "FULL"), "rollback journal, synchronous=OFF": ("DELETE", "OFF")}
 
 
