@@ -28,3 +28,19 @@ def randomize(model, seed: int) -> None:
             w = w * rng.uniform(0.8, 1.2)
         weights.append(w.astype(np.float32))
     model.set_weights(weights)
+
+
+def exported_small_stream(out, formats, clips_per_class: int, frames: int, classes: int, **options):
+    """`small_causal_spec` built, randomized and exported as a stream model with `formats`, calibrated
+    on synthetic clips of `frames` frames; returns (model, export paths, the dataset)."""
+    from evaluation import synthetic
+    from evaluation.export import export_model
+    from search_space.builder import build_model
+
+    spec = small_causal_spec()
+    model = build_model(spec, num_classes=classes, frames=8, resolution=32)
+    randomize(model, 0)
+    data = synthetic(num_classes=4, clips_per_class=clips_per_class, frames=frames, resolution=32, seed=1)
+    paths = export_model(spec, model, out, formats=formats, stream=True, representative=data.train.x,
+                         num_classes=classes, **options)
+    return model, paths, data

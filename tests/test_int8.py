@@ -4,9 +4,8 @@ calibrated on clips of a dataset; float32 in and out, and within a recorded tole
 import numpy as np
 import pytest
 
-from evaluation.datasets import synthetic
 from evaluation.export import export_model, load_tflite, read_manifest
-from tests.models import randomize, small_causal_spec
+from tests.models import exported_small_stream, small_causal_spec
 
 CLASSES = 5
 # recorded on this model (2026-11-29): int8 logits differ from float by at most 0.008 where the
@@ -16,15 +15,8 @@ TOLERANCE = 0.035
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from search_space.builder import build_model
-
-    spec = small_causal_spec()
-    model = build_model(spec, num_classes=CLASSES, frames=8, resolution=32)
-    randomize(model, 0)
-    data = synthetic(num_classes=4, clips_per_class=8, frames=8, resolution=32, seed=1)
-    out = tmp_path_factory.mktemp("int8")
-    paths = export_model(spec, model, out, formats=("yaml", "tflite", "tflite-int8"), stream=True,
-                         representative=data.train.x, num_classes=CLASSES)
+    model, paths, data = exported_small_stream(tmp_path_factory.mktemp("int8"), ("yaml", "tflite", "tflite-int8"),
+                                               clips_per_class=8, frames=8, classes=CLASSES)
     paths["keras_logits"] = model.predict(data.val.x, verbose=0)
     return paths, data.val.x
 

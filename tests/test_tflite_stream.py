@@ -5,10 +5,9 @@ agrees with float over 32-frame streams without drifting."""
 import numpy as np
 import pytest
 
-from evaluation.datasets import synthetic
-from evaluation.export import export_model, load_tflite, read_manifest
+from evaluation.export import load_tflite, read_manifest
 from evaluation.tflite_ops import op_profile
-from tests.models import randomize, small_causal_spec
+from tests.models import exported_small_stream
 
 pytestmark = pytest.mark.slow
 
@@ -18,15 +17,9 @@ FRAMES = 32
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from search_space.builder import build_model
-
-    spec = small_causal_spec()
-    model = build_model(spec, num_classes=CLASSES, frames=8, resolution=32)
-    randomize(model, 0)
-    data = synthetic(num_classes=4, clips_per_class=4, frames=FRAMES, resolution=32, seed=1)
-    out = tmp_path_factory.mktemp("tflite-stream")
-    paths = export_model(spec, model, out, formats=("tflite", "tflite-fp16", "tflite-int8"), stream=True,
-                         gpu_compatible=True, representative=data.train.x, num_classes=CLASSES)
+    _, paths, data = exported_small_stream(tmp_path_factory.mktemp("tflite-stream"),
+                                           ("tflite", "tflite-fp16", "tflite-int8"), clips_per_class=4,
+                                           frames=FRAMES, classes=CLASSES, gpu_compatible=True)
     return paths, data.val.x
 
 
