@@ -31,14 +31,18 @@ def _ready(name: str, just_loaded) -> bool:
         return False
     # `import tensorflow` imports keras half way through: a module still running its own import
     # is not ready (the hook's own module has finished executing, only its import is unwinding)
-    return module is just_loaded or not getattr(getattr(module, "__spec__", None), "_initializing", False)
+    return module is just_loaded or not _initializing(module)
+
+
+def _initializing(module) -> bool:
+    """Whether `module` is still running its own import."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _register(module=None) -> None:
     if not all(_ready(name, module) for name in NEEDS):
         return
-    layers = sys.modules.get(f"{__package__}.layers")
-    if layers is not None and getattr(getattr(layers, "__spec__", None), "_initializing", False):
+    if _initializing(sys.modules.get(f"{__package__}.layers")):
         return  # `import search_space.layers` itself loaded TensorFlow; its last line imports pooling
     try:
         from . import layers, pooling  # noqa: F401  their decorators register the custom layers
