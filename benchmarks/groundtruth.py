@@ -34,8 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluation.fidelity import bootstrap_ci, kendall_tau, spearman_rho  # noqa: E402
-from evaluation.table import PROTOCOL, arch_means, load_table, reproducibility, spread  # noqa: E402
+from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau, spearman_rho  # noqa: E402
+from evaluation.proxies.table import PROTOCOL, arch_means, load_table, reproducibility, spread  # noqa: E402
 
 TABLE = Path(__file__).resolve().parent.parent / "results" / "bench" / "table.csv"
 ZERO_COST_CACHE = TABLE.parent / "zero_cost.csv"
@@ -96,7 +96,7 @@ def _truth_and_proxy(table, proxy_seed: int):
 
 def bench_proxies(table, zero_cost: bool) -> None:
     from evaluation.datasets import load_dataset
-    from evaluation.zero_cost import zero_cost_scores
+    from evaluation.proxies.zero_cost import zero_cost_scores
     from nas.config import dataset_for
     from search_space import SearchSpace
 
@@ -195,7 +195,7 @@ def bench_samplers(table_path: Path, table, seeds: int, trials: int, resample: b
     import optuna
     from search import hypervolume
 
-    from evaluation.table import TableLookup
+    from evaluation.proxies.table import TableLookup
     from search_space import SearchSpace, estimate_cost
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

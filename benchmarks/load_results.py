@@ -26,7 +26,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.results import load_results, load_study  # noqa: E402
+from evaluation.results.frames import load_results, load_study  # noqa: E402
 from nas.cli import main  # noqa: E402
 
 CONFIG = {"space": "paper", "num_classes": 600, "sampler": "random", "seed": 0,

@@ -1,4 +1,4 @@
-"""One-shot benchmark on the ground truth's protocol (evaluation/table.py PROTOCOL: bench space, graded task).
+"""One-shot benchmark on the ground truth's protocol (evaluation/proxies/table.py PROTOCOL: bench space, graded task).
 
     python benchmarks/oneshot.py train [--steps N] [--out DIR]    # train / resume the bench supernet
     python benchmarks/oneshot.py score [--out DIR] [--table CSV]  # score every table architecture, tau
@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.table import PROTOCOL  # noqa: E402
+from evaluation.proxies.table import PROTOCOL  # noqa: E402
 
 SUPERNET = {"batch_size": 16, "random_subnets": 2, "learning_rate": 0.01, "checkpoint_every": 25,
             "recalibration_clips": 128}
@@ -41,8 +41,8 @@ def _data(spec, cache={}):  # noqa: B006 - two sizes of the graded task, generat
 
 
 def train(args) -> None:
-    from evaluation.oneshot import parse_supernet
-    from evaluation.oneshot_train import train_supernet
+    from evaluation.oneshot.supernet import parse_supernet
+    from evaluation.oneshot.train import train_supernet
     from search_space import SearchSpace
     from search_space.supernet import envelope
 
@@ -62,10 +62,10 @@ def train(args) -> None:
 def score(args) -> None:
     import pandas as pd
 
-    from evaluation.fidelity import bootstrap_ci, kendall_tau
-    from evaluation.oneshot import load_supernet
-    from evaluation.oneshot_score import Scorer, recalibration_clips
-    from evaluation.table import arch_means, load_table
+    from evaluation.oneshot.score import Scorer, recalibration_clips
+    from evaluation.oneshot.supernet import load_supernet
+    from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau
+    from evaluation.proxies.table import arch_means, load_table
     from search_space import SearchSpace
 
     space = SearchSpace.from_yaml(PROTOCOL["space"])
@@ -159,8 +159,8 @@ def stepcost(args) -> None:
     import keras
     import tensorflow as tf
 
-    from evaluation.oneshot import parse_supernet
-    from evaluation.oneshot_train import train_supernet
+    from evaluation.oneshot.supernet import parse_supernet
+    from evaluation.oneshot.train import train_supernet
     from search_space import SearchSpace, build_model
     from search_space.supernet import envelope
 

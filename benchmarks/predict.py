@@ -47,7 +47,7 @@ def proc_mb(field: str) -> float:
 
 
 def child(export_dir: str, video: str, backend: str) -> None:
-    from evaluation.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import load_for_inference, predict_video
 
     t0 = time.perf_counter()
     model = load_for_inference(export_dir, stream=True, backend=backend)
@@ -101,7 +101,7 @@ def make_videos(folder: Path, lengths: list[int]) -> dict[int, Path]:
 
 
 def export_a0(folder: Path, backends: list[str]) -> Path:
-    from evaluation.export import export_model
+    from evaluation.deploy.export import export_model
     from search_space import movinet
     from search_space.builder import build_model
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from evaluation.datasets import single_frame, synthetic
-from evaluation.fidelity import rank_fidelity
-from evaluation.proxy import Budget, train_proxy
-from evaluation.zero_cost import zero_cost_scores
+from evaluation.proxies.fidelity import rank_fidelity
+from evaluation.proxies.train import Budget, train_proxy
+from evaluation.proxies.zero_cost import zero_cost_scores
 from search_space import movinet
 from search_space.space import SearchSpace
 
@@ -160,7 +160,7 @@ def fidelity_run(args, seed: int):
 def bench_ceiling(args) -> None:
     """How well the reference agrees with itself: the architectures of fidelity seed s trained
     again with another training seed. No cheap proxy can be expected to beat this tau."""
-    from evaluation.fidelity import kendall_tau, spearman_rho
+    from evaluation.proxies.fidelity import kendall_tau, spearman_rho
 
     ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
     budget = Budget(batch_size=args.batch_size, epochs=args.reference_epochs)
@@ -175,7 +175,7 @@ def bench_ceiling(args) -> None:
 def bench_longer(args) -> None:
     """Longer training proxies (2 and 3 epochs: the default Budget is 3) on the architectures of
     fidelity seed s, against the reference column of that seed's fidelity table."""
-    from evaluation.fidelity import kendall_tau, spearman_rho
+    from evaluation.proxies.fidelity import kendall_tau, spearman_rho
 
     ds = synthetic(num_classes=args.classes, clips_per_class=args.clips_per_class, resolution=args.resolution)
     for seed in args.seeds:

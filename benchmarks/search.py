@@ -33,7 +33,7 @@ import yaml
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation.record import Outcome, read_trial  # noqa: E402
+from evaluation.results.record import Outcome, read_trial  # noqa: E402
 from nas.cli import main  # noqa: E402
 from nas.commands.demo import config_path  # noqa: E402
 from nas.storage import default_url  # noqa: E402

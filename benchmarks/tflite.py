@@ -3,7 +3,7 @@ the official MoViNet stream model converted the official way, timed interleaved 
 
 - movinas: `search_space.movinet(name, stream=True)` with random weights (batch-norm statistics and
   ReZero scales randomized like a trained network's: speed does not depend on them, but an all-zero
-  residual branch would quantize degenerately), written by `evaluation.export.save_stream_tflite` as
+  residual branch would quantize degenerately), written by `evaluation.deploy.export.save_stream_tflite` as
   `export_model(..., stream=True)` writes them; int8 calibrated on synthetic clips streamed from zero
   states (`--calibration CLIPSxFRAMES`).
 - official: `benchmarks/official_stream.py` run with the python of the side environment of
@@ -12,7 +12,7 @@ the official MoViNet stream model converted the official way, timed interleaved 
 - timing: one frame a call, batch 1, `--resolution`² (172), every file's states carried from call to
   call; all files interleaved call by call, median of `--frames` calls after 20 warm-up calls, at each
   of `--threads`; the machine may be loaded, so read the ratios, measured within the same round.
-- op profile (`evaluation.tflite_ops.op_profile`): ops in the file, the fraction XNNPACK takes, its
+- op profile (`evaluation.deploy.tflite_ops.op_profile`): ops in the file, the fraction XNNPACK takes, its
   partitions, and the ops it leaves out.
 
     python benchmarks/tflite.py [--models a0 a1 a2] [--precisions float fp16 int8] [--threads 1 2]
@@ -56,7 +56,7 @@ def randomized_model(spec, resolution: int, seed: int = 0):
 
 
 def movinas_files(names, precisions, resolution: int, clips: np.ndarray, out: Path) -> dict[str, Path]:
-    from evaluation.export import save_stream_tflite
+    from evaluation.deploy.export import save_stream_tflite
     from search_space import movinet
 
     files = {}
@@ -101,7 +101,7 @@ def time_interleaved(files: dict[str, Path], frames: int, threads: int, resoluti
     """Median ms of one stream step of each file, the files interleaved call by call: wall time, and for
     one thread also the calling thread's CPU time (keys "cpu <file>"), which waiting for a core on a loaded
     machine does not inflate."""
-    from evaluation.export import load_tflite
+    from evaluation.deploy.export import load_tflite
 
     runners = {k: load_tflite(p, num_threads=threads) for k, p in files.items()}
     feeds = {k: {n: np.zeros(d["shape"], d["dtype"]) for n, d in r.get_input_details().items()}
@@ -127,7 +127,7 @@ def time_interleaved(files: dict[str, Path], frames: int, threads: int, resoluti
 
 
 def report(files: dict[str, Path], ms: dict[int, dict[str, float]]) -> None:
-    from evaluation.tflite_ops import op_profile
+    from evaluation.deploy.tflite_ops import op_profile
 
     if 1 in ms:  # the one-thread CPU time as a column of its own, "cpu"
         ms["cpu"] = {k[4:]: v for k, v in ms[1].items() if k.startswith("cpu ")}

@@ -1,53 +1,61 @@
-"""Evaluation: datasets, proxy training, zero-cost scores, results, Pareto fronts, plots, reports,
-export and video inference.
+"""Evaluation: everything that scores, records and ships a candidate, in rooms by job.
 
-Names load on first use, so `import evaluation` stays light (TensorFlow, pandas and matplotlib are
-imported only by the functions that need them).
+- `datasets/`: the built-in synthetic video tasks and folders of real videos, as numpy clips.
+- `proxies/`: cheap scores (short training, zero-cost, the benchmark table, rank fidelity).
+- `oneshot/`: the weight-sharing supernet: training, scoring sub-networks, its proxy kind and export.
+- `results/`: the trial record, storages, DataFrames, Pareto fronts, plots and reports.
+- `deploy/`: export (Keras, SavedModel, TFLite), inference on video, ensembles, latency.
+- `evaluator`: a config's `proxy:` parsed once, and the one door from it to a scorer.
+- `compat`: the one door to dependencies' internals.
+
+Imports point one way: deploy and oneshot may use proxies, results and datasets; proxies use results and
+datasets; results and datasets use neither. Names below load on first use, so `import evaluation` stays
+light (TensorFlow, pandas and matplotlib are imported only by the functions that need them).
 """
 
 from __future__ import annotations
 
-import importlib
+from evaluation.lazy import exports
 
 # public name -> module that defines it (resolved lazily by __getattr__ below)
 _EXPORTS = {
-    "load_results": "results",
-    "load_study": "results",
-    "pareto_front": "pareto",
-    "hypervolume": "pareto",
-    "hypervolume_history": "pareto",
-    "best_trial": "pareto",
-    "plot_tradeoff": "plots",
-    "plot_hypervolume_history": "plots",
-    "plot_param_importances": "plots",
-    "plot_architecture": "plots",
-    "write_report": "report",
+    "load_results": "results.frames",
+    "load_study": "results.storage",
+    "pareto_front": "results.pareto",
+    "hypervolume": "results.pareto",
+    "hypervolume_history": "results.pareto",
+    "best_trial": "results.pareto",
+    "plot_tradeoff": "results.plots",
+    "plot_hypervolume_history": "results.plots",
+    "plot_param_importances": "results.plots",
+    "plot_architecture": "results.plots",
+    "write_report": "results.report",
     "parse_proxy": "evaluator",
     "make_scorer": "evaluator",
     "EvalContext": "evaluator",
-    "Budget": "proxy",
-    "ProxyResult": "proxy",
-    "train_proxy": "proxy",
-    "zero_cost_scores": "zero_cost",
-    "rank_fidelity": "fidelity",
-    "kendall_tau": "fidelity",
-    "spearman_rho": "fidelity",
-    "export_model": "export",
-    "load_tflite": "export",
-    "ensemble_logits": "ensemble",
-    "StreamEnsemble": "ensemble",
-    "predict_video": "predict",
-    "Prediction": "predict",
-    "load_for_inference": "inference",
-    "InferenceModel": "inference",
-    "StreamSession": "inference",
-    "read_labels": "inference",
-    "softmax_top_k": "predict",
-    "read_manifest": "export",
-    "pareto_mask": "pareto",
-    "default_reference_point": "pareto",
-    "ResultsError": "results",
-    "param_importances": "plots",
+    "Budget": "proxies.train",
+    "ProxyResult": "proxies.train",
+    "train_proxy": "proxies.train",
+    "zero_cost_scores": "proxies.zero_cost",
+    "rank_fidelity": "proxies.fidelity",
+    "kendall_tau": "proxies.fidelity",
+    "spearman_rho": "proxies.fidelity",
+    "export_model": "deploy.export",
+    "load_tflite": "deploy.export",
+    "ensemble_logits": "deploy.ensemble",
+    "StreamEnsemble": "deploy.ensemble",
+    "predict_video": "deploy.predict",
+    "Prediction": "deploy.predict",
+    "load_for_inference": "deploy.inference",
+    "InferenceModel": "deploy.inference",
+    "StreamSession": "deploy.inference",
+    "read_labels": "deploy.inference",
+    "softmax_top_k": "deploy.predict",
+    "read_manifest": "deploy.export",
+    "pareto_mask": "results.pareto",
+    "default_reference_point": "results.pareto",
+    "ResultsError": "results.storage",
+    "param_importances": "results.plots",
     "synthetic": "datasets",
     "video_folder": "datasets",
     "load_dataset": "datasets",
@@ -58,12 +66,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'evaluation' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -1,7 +1,7 @@
 """The one door to dependencies' internals: every use of a private Optuna, TensorFlow or Keras API
 lives here, with what it relies on, and tests/test_compat.py fails with a clear message when an
 upgrade breaks one of them. Nothing else in movinas touches a `_private` name of a dependency
-(nas/storage.py and evaluation/storage.py still do, for SQLite and RDB internals; see their docs).
+(nas/storage.py and evaluation/results/storage.py still do, for SQLite and RDB internals; see their docs).
 
 Each function imports its dependency when called, so importing this module loads none of them.
 Checked against Optuna 5.1, TensorFlow 2.21 and Keras 3.15.
@@ -157,7 +157,7 @@ def litert_nodes(interpreter: Any) -> list[dict]:
     """Every node of an allocated LiteRT `Interpreter`, delegate partitions included (op_name
     "DELEGATE"), each a dict with `op_name`, `inputs`, `outputs` (tensor indices) and `operand_types`.
     Relies on `Interpreter._get_ops_details()` (ai-edge-litert 2.3): the public API lists tensors,
-    not the delegated graph. Used by `evaluation.tflite_ops`."""
+    not the delegated graph. Used by `evaluation.deploy.tflite_ops`."""
     return interpreter._get_ops_details()
 
 

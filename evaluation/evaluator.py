@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .budget import Budget
-from .oneshot import SupernetConfig, parse_supernet
-from .record import VAL_ACCURACY
+from evaluation.oneshot.supernet import SupernetConfig, parse_supernet
+from evaluation.proxies.budget import Budget
+from evaluation.results.record import VAL_ACCURACY
 
 KINDS = ("train", "table", "supernet")
 TABLE_FIELDS = ("kind", "path", "metric")
@@ -124,17 +124,17 @@ class EvalContext:
     storage: str | None = None
 
 
-Scorer = Callable[..., Any]  # scorer(spec, callback=None, keep_model=False) -> evaluation.proxy.ProxyResult
+Scorer = Callable[..., Any]  # scorer(spec, callback=None, keep_model=False) -> evaluation.proxies.train.ProxyResult
 
 
 class TrainScorer:
-    """Trains each spec from scratch within the proxy's budget (`evaluation.proxy.train_proxy`)."""
+    """Trains each spec from scratch within the proxy's budget (`evaluation.proxies.train.train_proxy`)."""
 
     def __init__(self, proxy: TrainProxy, context: EvalContext) -> None:
         self.budget, self.context = proxy.budget, context
 
     def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):
-        from .proxy import train_proxy
+        from evaluation.proxies.train import train_proxy
 
         return train_proxy(spec, self.context.dataset(spec), self.budget, seed=self.context.seed,
                            callback=callback, return_model=keep_model)
@@ -146,11 +146,11 @@ def make_scorer(proxy: Proxy, context: EvalContext) -> Scorer:
     if isinstance(proxy, TrainProxy):
         return TrainScorer(proxy, context)
     if isinstance(proxy, TableProxy):
-        from .table import TableScorer
+        from evaluation.proxies.table import TableScorer
 
         return TableScorer(proxy, context)
     if isinstance(proxy, SupernetProxy):
-        from .oneshot_proxy import SupernetScorer
+        from evaluation.oneshot.proxy import SupernetScorer
 
         return SupernetScorer(proxy, context)
     raise TypeError(f"proxy: {type(proxy).__name__}, must be one of TrainProxy, TableProxy, SupernetProxy")

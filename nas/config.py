@@ -15,10 +15,10 @@ from typing import Any
 
 from evaluation.datasets.config import SPEC_SIZED, dataset_for  # noqa: F401  (dataset_for re-exported for nas)
 from evaluation.evaluator import Proxy, TableProxy, TrainProxy, parse_proxy
-from evaluation.oneshot import SupernetConfig, parse_supernet
-from evaluation.pareto import DIRECTIONS, MAXIMIZED  # numpy only at import
-from evaluation.record import LATENCY_MS, TRAINED, VAL_ACCURACY  # TRAINED: measured by proxy training
-from evaluation.zero_cost import ZERO_COST as _ZERO_COST
+from evaluation.oneshot.supernet import SupernetConfig, parse_supernet
+from evaluation.proxies.zero_cost import ZERO_COST as _ZERO_COST
+from evaluation.results.pareto import DIRECTIONS, MAXIMIZED  # numpy only at import
+from evaluation.results.record import LATENCY_MS, TRAINED, VAL_ACCURACY  # TRAINED: measured by proxy training
 from search_space import validate as v
 from search_space.cost import COST_NAMES
 from search_space.space_schema import BUILTIN_SPACES
@@ -30,7 +30,7 @@ from .pruning import PrunerConfig, parse_pruner
 COSTS = COST_NAMES  # analytic, before training: the fields of search_space.Cost
 MEASURED = (LATENCY_MS,)  # forward pass of the built model, batch 1
 ZERO_COST = tuple(_ZERO_COST)  # grad_norm, snip, synflow, naswot: all higher-is-better
-MAXIMIZED_BY_DEFAULT = MAXIMIZED  # evaluation.pareto's: the names higher is better for
+MAXIMIZED_BY_DEFAULT = MAXIMIZED  # evaluation.results.pareto's: the names higher is better for
 OBJECTIVE_NAMES = (*TRAINED, *COSTS, *MEASURED, *ZERO_COST)
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp")
 RULES = ("off", "dominated", "halving")
@@ -195,7 +195,7 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
         raw=data,
     )
     if isinstance(config.proxy, TableProxy):  # a bad table ends the search before it starts
-        from evaluation.table import check_table_file
+        from evaluation.proxies.table import check_table_file
 
         try:
             check_table_file(config.proxy.path, config.space)

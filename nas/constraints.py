@@ -16,7 +16,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from evaluation.record import BYTE_COLUMNS, is_feasible  # noqa: F401  (is_feasible re-exported for nas)
+from evaluation.results.record import BYTE_COLUMNS, is_feasible  # noqa: F401  (is_feasible re-exported for nas)
 from search_space import validate as v
 from search_space.cost import COST_NAMES  # the fields of `search_space.Cost` a constraint may name
 

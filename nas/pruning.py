@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.record import VAL_ACCURACY, VAL_LOSS, read_trial
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS, read_trial
 from search_space.validate import quote
 
 from .errors import UsageError

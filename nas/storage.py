@@ -27,7 +27,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from evaluation.storage import normalize_url, redact, sqlite_path  # the one definition of each
+from evaluation.results.storage import normalize_url, redact, sqlite_path  # the one definition of each
 
 from .config import Heartbeat
 from .errors import UsageError

@@ -15,7 +15,7 @@ import time
 import warnings
 
 from evaluation.compat import trial_id
-from evaluation.record import Outcome, mark_interrupted, read_trial
+from evaluation.results.record import Outcome, mark_interrupted, read_trial
 
 from .config import GRID_LIMIT, SAMPLER_CLASSES, SearchConfig
 from .errors import UsageError, interrupt_reason, raise_if_interrupted

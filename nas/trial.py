@@ -2,11 +2,11 @@
 (every trial), reject it untrained when it breaks a constraint or repeats a trained architecture,
 otherwise measure the objectives (latency, zero-cost scores, proxy training with early stopping)
 and record the results in the storage and under `RESULTS_DIR/<study>/trials/<number>/`.
-What a trial stores is `evaluation.record` (documented in docs/search.md, "Storage layout").
+What a trial stores is `evaluation.results.record` (documented in docs/search.md, "Storage layout").
 
 Trained objectives are scored by the config's evaluator (`config.proxy`, parsed once by
 nas.config) through `evaluation.evaluator.make_scorer`: `scorer(spec, callback, keep_model) ->
-evaluation.proxy.ProxyResult`, `callback(epoch, entry) -> bool` called after each evaluated epoch
+evaluation.proxies.train.ProxyResult`, `callback(epoch, entry) -> bool` called after each evaluated epoch
 (True: stop: the run ends early stopped). The scorer gets an explicit context, never the runner.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from evaluation.compat import trial_id
+from evaluation.deploy.export_trial import save_weights
 from evaluation.evaluator import EvalContext, TrainProxy, make_scorer
-from evaluation.export_trial import save_weights
-from evaluation.record import (
+from evaluation.results.record import (
     LATENCY_MS,
     TRAIN_ACCURACY,
     TRAIN_LOSS,
@@ -223,13 +223,13 @@ class Runner:
         metrics: dict = {}
         names = [o.name for o in config.objectives]
         if LATENCY_MS in names:
-            from evaluation.latency import measure_latency_ms
+            from evaluation.deploy.latency import measure_latency_ms
 
             t = time.perf_counter()
             metrics[LATENCY_MS] = measure_latency_ms(spec, self.num_classes)
             timing["latency"] = time.perf_counter() - t
         if config.zero_cost_names:
-            from evaluation.zero_cost import zero_cost_scores
+            from evaluation.proxies.zero_cost import zero_cost_scores
 
             t = time.perf_counter()
             scores = zero_cost_scores(spec, self.dataset(spec), names=config.zero_cost_names,

@@ -34,7 +34,7 @@ def exported_small_stream(out, formats, clips_per_class: int, frames: int, class
     """`small_causal_spec` built, randomized and exported as a stream model with `formats`, calibrated
     on synthetic clips of `frames` frames; returns (model, export paths, the dataset)."""
     from evaluation import synthetic
-    from evaluation.export import export_model
+    from evaluation.deploy.export import export_model
     from search_space.builder import build_model
 
     spec = small_causal_spec()

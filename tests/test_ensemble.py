@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from evaluation.ensemble import StreamEnsemble, ensemble_logits, split_frames
-from evaluation.predict import StreamSession, predict_video, softmax_top_k
+from evaluation.deploy.ensemble import StreamEnsemble, ensemble_logits, split_frames
+from evaluation.deploy.predict import StreamSession, predict_video, softmax_top_k
 from tests.models import randomize, small_causal_spec
 
 

@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from evaluation.export import export_model, load_tflite, read_manifest
+from evaluation.deploy.export import export_model, load_tflite, read_manifest
 from search_space import ArchSpec, Stem
 from search_space.stream import init_states, stream_step
 from tests.models import randomize, small_causal_spec
@@ -201,7 +201,7 @@ def test_export_rejects_bad_requests(exported, tmp_path):
 
 @pytest.mark.parametrize("backend", ["keras", "savedmodel", "tflite", None])
 def test_predict_runs_every_backend_of_an_export_in_clip_and_stream_mode(exported, backend):
-    from evaluation.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import load_for_inference, predict_video
 
     _, _, paths, clip, expected = exported
     model = load_for_inference(paths["manifest"].parent, stream=True, backend=backend)

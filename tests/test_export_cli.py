@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-from evaluation.pareto import best_trial
-from evaluation.results import load_results
+from evaluation.results.frames import load_results
+from evaluation.results.pareto import best_trial
 from nas.cli import main
 from search_space import ArchSpec
 
@@ -44,7 +44,7 @@ def test_best_rule_retrained_export_every_format_agrees(reference_df, tmp_path, 
     import tensorflow as tf
 
     import search_space.builder  # noqa: F401  registers the custom layers
-    from evaluation.export import load_tflite
+    from evaluation.deploy.export import load_tflite
 
     out = tmp_path / "best"
     args = ["export", str(REFERENCE), "--best", RULE, "--format", "yaml,keras,savedmodel,tflite",
@@ -103,7 +103,7 @@ def test_untrained_export_says_so_loudly_and_matches_the_cost_model(reference_df
 
 
 def test_stream_export_of_a_causal_trial_runs_frame_by_frame_like_the_clip(tmp_path):
-    from evaluation.export import load_tflite, read_manifest
+    from evaluation.deploy.export import load_tflite, read_manifest
 
     config = {"study": "causal", "space": CAUSAL_SPACE, "num_classes": 3, "sampler": "random", "trials": 1,
               "objectives": [{"minimize": "flops"}, {"minimize": "state_bytes"}]}

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from evaluation.datasets import synthetic
-from evaluation.fidelity import kendall_tau, parse_proxy, rank_fidelity, spearman_rho
+from evaluation.proxies.fidelity import kendall_tau, parse_proxy, rank_fidelity, spearman_rho
 from nas.cli import main
 from search_space.space import SearchSpace
 

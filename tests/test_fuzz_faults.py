@@ -16,7 +16,7 @@ from collections import Counter
 import optuna
 import pytest
 
-from evaluation.results import load_results
+from evaluation.results.frames import load_results
 from nas.cli import main
 
 SLOW = {"space": "small", "num_classes": 4, "objectives": [{"minimize": "latency_ms"}, {"minimize": "flops"}],

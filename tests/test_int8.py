@@ -4,7 +4,7 @@ calibrated on clips of a dataset; float32 in and out, and within a recorded tole
 import numpy as np
 import pytest
 
-from evaluation.export import export_model, load_tflite, read_manifest
+from evaluation.deploy.export import export_model, load_tflite, read_manifest
 from tests.models import exported_small_stream, small_causal_spec
 
 CLASSES = 5
@@ -58,7 +58,7 @@ def test_int8_matches_float_within_the_recorded_tolerance(exported):
 
 
 def test_predict_runs_the_int8_backend(exported):
-    from evaluation.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import load_for_inference, predict_video
 
     paths, clips = exported
     folder = paths["manifest"].parent

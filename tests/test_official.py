@@ -213,7 +213,7 @@ def test_savedmodel_that_is_not_movinet_is_refused(tmp_path):
 @pytest.mark.slow
 def test_import_writes_an_export_folder_that_predicts_like_the_official_model(files, official_logits, tmp_path,
                                                                              capsys):
-    from evaluation.predict import predict_video
+    from evaluation.deploy.predict import predict_video
 
     out = tmp_path / "a0-stream"
     assert main(["import", str(files["a0-stream"] / "saved_model"), "--out", str(out)]) == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluation.pareto import (
+from evaluation.results.pareto import (
     best_trial,
     default_reference_point,
     hypervolume,
@@ -173,7 +173,7 @@ def test_rule_grammar_errors_name_the_problem(random_trials):
 
 
 def test_reference_front_matches_optunas_best_trials():
-    from evaluation.results import load_results, load_study
+    from evaluation.results.frames import load_results, load_study
 
     df = load_results(REFERENCE)
     objectives = {o["name"]: o["direction"] for o in df.attrs["objectives"]}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from evaluation.datasets import read_video, write_video
-from evaluation.export import export_model
-from evaluation.predict import load_for_inference, predict_video, read_labels
+from evaluation.deploy.export import export_model
+from evaluation.deploy.predict import load_for_inference, predict_video, read_labels
 from nas.cli import main
 from tests.models import randomize, small_causal_spec
 
@@ -163,7 +163,7 @@ def test_tf_hub_style_savedmodel_is_accepted(work, tmp_path):
 def test_kinetics600_labels_ship_with_movinas_for_any_600_class_model(work, capsys, tmp_path):
     import tensorflow as tf
 
-    from evaluation.export import save_signature
+    from evaluation.deploy.export import save_signature
     from search_space.builder import build_model
 
     kinetics = Path(__file__).parents[2].joinpath("shared", "reference", "kinetics_600_labels.txt")

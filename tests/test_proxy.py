@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from evaluation.datasets import Clips, synthetic
-from evaluation.proxy import Budget, ProxyResult, learning_rate_at, train_proxy
-from evaluation.record import Outcome
+from evaluation.proxies.train import Budget, ProxyResult, learning_rate_at, train_proxy
+from evaluation.results.record import Outcome
 from search_space.spec import ArchSpec, Block, Head, Stage, Stem
 
 TIMING = ("seconds", "clips_per_second")

@@ -46,7 +46,7 @@ LITERT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     from nas.quiet import filtered_stderr
-    from evaluation.export import load_tflite
+    from evaluation.deploy.export import load_tflite
     model = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])
     path = tempfile.mkdtemp() + "/tiny.tflite"
     open(path, "wb").write(tf.lite.TFLiteConverter.from_keras_model(model).convert())

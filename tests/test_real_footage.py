@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from evaluation.datasets import read_video, video_folder
-from evaluation.export import export_model
-from evaluation.predict import load_for_inference, predict_video
+from evaluation.deploy.export import export_model
+from evaluation.deploy.predict import load_for_inference, predict_video
 from tests.models import randomize, small_causal_spec
 
 VIDEOS = {"bigbuckbunny.mp4": (720, 1280), "bikes.mp4": (272, 640), "carphone_pristine.mp4": (144, 176)}

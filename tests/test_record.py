@@ -1,4 +1,4 @@
-"""The trial record (evaluation.record): one writer, one reader, the Optuna state as the truth,
+"""The trial record (evaluation.results.record): one writer, one reader, the Optuna state as the truth,
 constraints, learning curves and kept weights where Optuna, optuna-dashboard and `movinas export`
 look for them."""
 
@@ -13,8 +13,9 @@ import optuna
 import pytest
 
 from evaluation.compat import trial_id
-from evaluation.pareto import pareto_front
-from evaluation.record import (
+from evaluation.results.frames import load_results, load_study, objectives_of
+from evaluation.results.pareto import pareto_front
+from evaluation.results.record import (
     CONSTRAINTS_KEY,
     Outcome,
     outcome_of,
@@ -23,7 +24,6 @@ from evaluation.record import (
     write_results,
     write_start,
 )
-from evaluation.results import load_results, load_study, objectives_of
 from nas.cli import main
 from nas.storage import default_url
 from nas.study import counted
@@ -196,7 +196,7 @@ def test_keep_weights_off_keeps_none_and_export_says_the_weights_are_random(writ
 def test_the_set_based_reader_reads_what_optuna_reads(tmp_path):
     """`read_records` (SQL over one snapshot) gives the same records as Optuna's `get_trials`:
     the reference run and a study with infinite values, a running, a failed and a waiting trial."""
-    from evaluation.storage import read_records
+    from evaluation.results.storage import read_records
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", directions=["minimize", "maximize"])
     dist = {"k": optuna.distributions.CategoricalDistribution(["1x3x3", "3x3x3"]),

@@ -13,10 +13,10 @@ import optuna
 import pytest
 import yaml
 
-from evaluation.pareto import pareto_front
-from evaluation.plots import plot_architecture, plot_param_importances, plot_tradeoff
-from evaluation.report import write_report
-from evaluation.results import load_results, load_study
+from evaluation.results.frames import load_results, load_study
+from evaluation.results.pareto import pareto_front
+from evaluation.results.plots import plot_architecture, plot_param_importances, plot_tradeoff
+from evaluation.results.report import write_report
 from nas.cli import main
 from search_space import movinet
 
@@ -134,9 +134,9 @@ def test_report_importances_come_from_the_trials_read_and_sample_a_large_study(c
     """The report's importances: Optuna's evaluator on the completed trials the report has read (the
     same numbers as on the study read through Optuna's storage); above IMPORTANCE_TRIALS completed
     trials, a seeded sample of that many, which the caption says."""
-    from evaluation import report
-    from evaluation.plots import param_importances
-    from evaluation.storage import read_records
+    from evaluation.results import report
+    from evaluation.results.plots import param_importances
+    from evaluation.results.storage import read_records
 
     opened = load_study(costs)
     records = read_records(opened)

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from evaluation.report import write_report
-from evaluation.results import COSTS, ResultsError, load_results, load_study
+from evaluation.results.frames import COSTS, ResultsError, load_results, load_study
+from evaluation.results.report import write_report
 from nas.cli import main
 from search_space import ArchSpec
 

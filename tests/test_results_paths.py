@@ -1,4 +1,4 @@
-"""`load_results` reads a SQLite study in a few set-based queries (`evaluation.storage.read_records`);
+"""`load_results` reads a SQLite study in a few set-based queries (`evaluation.results.storage.read_records`);
 any other storage through Optuna's `get_trials`. Both give exactly the same DataFrame (values, dtypes,
 column order, specs, attrs): on the committed reference run, on a study read again and again while
 its trials start and finish, on a storage of two studies, and with a parameter drawn from two
@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from evaluation.compat import trial_id
-from evaluation.results import load_study, to_frame
-from evaluation.storage import read_only_file
+from evaluation.results.frames import load_study, to_frame
+from evaluation.results.storage import read_only_file
 from nas.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"

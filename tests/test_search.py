@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.record import Outcome, read_trial
+from evaluation.results.record import Outcome, read_trial
 from nas.cli import main
 from nas.config import EarlyStopping, config_from_dict
 from nas.constraints import parse_constraint

@@ -13,7 +13,7 @@ from collections import Counter
 import optuna
 import pytest
 
-from evaluation.record import Outcome, read_trial
+from evaluation.results.record import Outcome, read_trial
 from nas.cli import main
 from nas.storage import default_url
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 import nas.trial
-from evaluation.record import Outcome, read_trial
+from evaluation.results.record import Outcome, read_trial
 from nas.cli import main
 from nas.storage import default_url
 

@@ -166,7 +166,7 @@ def test_tflite_frame_graph_equals_the_stream_model_at_every_frame(conv_type, se
     float form and in its int8-friendly form."""
     import tensorflow as tf
 
-    from evaluation.frame_graph import frame_step, lite_state_specs
+    from evaluation.deploy.frame_graph import frame_step, lite_state_specs
 
     spec = small_causal_spec(conv_type, se_type)
     base, stream = causal_and_stream(spec)

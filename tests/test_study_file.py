@@ -40,7 +40,7 @@ FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 PATCHED = """
 import sys
 from pathlib import Path
-import evaluation.table as table
+import evaluation.proxies.table as table
 import nas.commands.demo as demo
 config = Path(sys.argv[1])
 demo.config_path = lambda: config
@@ -152,7 +152,7 @@ def test_local_workers_and_a_joining_worker_leave_one_file(tmp_path, capsys):
 @pytest.mark.slow
 def test_bench_generate_leaves_one_file_holding_every_pair(tmp_path, monkeypatch):
     """Two seeds' studies in one bench.db, each with its own connections in one process."""
-    import evaluation.table as table_module
+    import evaluation.proxies.table as table_module
 
     monkeypatch.setitem(table_module.PROTOCOL, "proxy", {"epochs": 1, "steps": 1, "batch_size": 2})
     monkeypatch.setitem(table_module.PROTOCOL, "dataset", dict(table_module.PROTOCOL["dataset"], clips_per_class=2))
@@ -291,7 +291,7 @@ def _write(storage, i: int) -> None:
 
 
 def _read(folder: Path, hold: bool, stop, errors, reads) -> None:
-    from evaluation.storage import load_study, read_records
+    from evaluation.results.storage import load_study, read_records
 
     opened, n = None, 0
     while not stop.is_set():

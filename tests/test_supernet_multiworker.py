@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from evaluation.oneshot import read_checkpoint
+from evaluation.oneshot.supernet import read_checkpoint
 
 SPACE = """
 name: tiny

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.oneshot import SupernetConfig, parse_supernet, read_checkpoint, sandwich
+from evaluation.oneshot.supernet import SupernetConfig, parse_supernet, read_checkpoint, sandwich
 from nas.cli import main
 from nas.config import config_from_dict
 from nas.errors import UsageError
@@ -126,8 +126,8 @@ def test_training_under_a_two_device_mirrored_strategy_keeps_replicas_in_sync(tm
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from evaluation.datasets import synthetic
-        from evaluation.oneshot import SupernetConfig
-        from evaluation.oneshot_train import make_strategy, train_supernet
+        from evaluation.oneshot.supernet import SupernetConfig
+        from evaluation.oneshot.train import make_strategy, train_supernet
         from search_space import SearchSpace
         data = synthetic(num_classes=3, clips_per_class=4, frames=4, resolution=16)
         cfg = SupernetConfig(steps=2, batch_size=4, random_subnets=0, checkpoint_every=2)
@@ -150,7 +150,7 @@ def test_training_under_a_two_device_mirrored_strategy_keeps_replicas_in_sync(tm
 
 def test_sub_networks_that_cannot_run_as_masks_train_in_the_eager_step(tmp_path):
     from evaluation.datasets import synthetic
-    from evaluation.oneshot_train import train_supernet
+    from evaluation.oneshot.train import train_supernet
     from search_space.supernet import Supernet
 
     space = SearchSpace.from_yaml(SPACE.replace("kernels: [1x3x3, 3x3x3]", "kernels: [1x1x1, 1x3x3]"))
@@ -195,7 +195,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(trained, tmp_path
 def test_search_then_export_gives_the_scored_sub_network(trained, monkeypatch):
     monkeypatch.chdir(trained)
     assert main(["search", "tiny.yaml"]) == 0
-    from evaluation.results import load_results
+    from evaluation.results.frames import load_results
 
     df = load_results("results/tiny")
     done = df[df["state"] == "COMPLETE"]
@@ -247,7 +247,7 @@ def test_a_corrupt_checkpoint_is_refused_in_one_line(tmp_path, capsys, monkeypat
 
 def test_masked_scoring_equals_scoring_the_extracted_model():
     from evaluation.datasets import synthetic
-    from evaluation.oneshot_score import Scorer, recalibration_clips, score_extracted
+    from evaluation.oneshot.score import Scorer, recalibration_clips, score_extracted
     from search_space.supernet import Supernet
 
     space = SearchSpace.from_yaml(SPACE)
@@ -277,7 +277,7 @@ def test_postgresql_workers_score_on_one_read_only_checkpoint(trained, postgres_
     assert run.returncode == 0, run.stderr[-2000:]
     import optuna
 
-    from evaluation.storage import normalize_url
+    from evaluation.results.storage import normalize_url
 
     study = optuna.load_study(study_name="tiny_pg", storage=normalize_url(postgres_url))
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -304,7 +304,7 @@ def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(t
 def test_an_exception_from_on_step_stops_training_and_a_rerun_resumes_from_the_checkpoint(tmp_path):
     """`movinas supernet train` raises a swallowed SIGTERM from this hook; training stops at a step."""
     from evaluation.datasets import synthetic
-    from evaluation.oneshot_train import train_supernet
+    from evaluation.oneshot.train import train_supernet
 
     class Stop(Exception):
         pass

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from evaluation import load_results
-from evaluation.table import (
+from evaluation.proxies.table import (
     PROTOCOL,
     arch_means,
     check_table_file,
@@ -152,7 +152,7 @@ def test_committed_rows_match_their_architecture_and_curve(committed):
 
 
 def test_the_bootstrap_interval_brackets_tau_and_narrows_with_more_architectures():
-    from evaluation.fidelity import bootstrap_ci, kendall_tau
+    from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau
 
     rng = np.random.default_rng(0)
     widths = []
@@ -168,7 +168,7 @@ def test_the_bootstrap_interval_brackets_tau_and_narrows_with_more_architectures
 def test_generation_continues_where_it_stopped(tmp_path, monkeypatch, capsys, archs):
     """The generating command on a tiny protocol (one step per run): each call with a time limit
     trains the next (architecture, seed) pair in the interleaved order, never one twice."""
-    import evaluation.table as table_module
+    import evaluation.proxies.table as table_module
 
     monkeypatch.setitem(table_module.PROTOCOL, "proxy", {"epochs": 1, "steps": 1, "batch_size": 2})
     monkeypatch.setitem(table_module.PROTOCOL, "dataset", dict(PROTOCOL["dataset"], clips_per_class=2))

@@ -1,12 +1,12 @@
-"""Stream TFLite files as `export_model` writes them (the one-frame graph of `evaluation.frame_graph`):
+"""Stream TFLite files as `export_model` writes them (the one-frame graph of `evaluation.deploy.frame_graph`):
 every op of the float file in XNNPACK, the 4-D-only file for the GPU delegate, float16, and int8 that
 agrees with float over 32-frame streams without drifting."""
 
 import numpy as np
 import pytest
 
-from evaluation.export import load_tflite, read_manifest
-from evaluation.tflite_ops import op_profile
+from evaluation.deploy.export import load_tflite, read_manifest
+from evaluation.deploy.tflite_ops import op_profile
 from tests.models import exported_small_stream
 
 pytestmark = pytest.mark.slow

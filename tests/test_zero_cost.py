@@ -7,7 +7,7 @@ import math
 import pytest
 
 from evaluation.datasets import synthetic
-from evaluation.zero_cost import ZERO_COST, zero_cost_scores
+from evaluation.proxies.zero_cost import ZERO_COST, zero_cost_scores
 from search_space import estimate_cost
 from search_space.spec import ArchSpec, Block, Head, Stage, Stem
 

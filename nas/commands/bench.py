@@ -8,7 +8,7 @@ a partial table holds whole architectures: every seed of an architecture before 
 architecture (the first tables trained seeds 0 and 1 first; those architectures get their
 seeds 2 and 3 before any new one). A killed or interrupted generation continues where it
 stopped when the command runs again; after every trial the table is re-exported to
-`OUT/table.csv` (`evaluation.table.export_table`). See docs/proxies.md ("The benchmark table").
+`OUT/table.csv` (`evaluation.proxies.table.export_table`). See docs/proxies.md ("The benchmark table").
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 def study_config(seed: int) -> dict:
     """The search config of the study of `seed` (written to OUT/seed<k>.yaml for the record)."""
-    from evaluation.table import PROTOCOL
+    from evaluation.proxies.table import PROTOCOL
 
     return {
         "study": f"bench-seed{seed}",
@@ -73,7 +73,7 @@ def bench_archs() -> list[dict]:
 
     import numpy as np
 
-    from evaluation.table import PROTOCOL
+    from evaluation.proxies.table import PROTOCOL
     from search_space import SearchSpace, estimate_cost
 
     space = SearchSpace.from_yaml(PROTOCOL["space"])
@@ -132,7 +132,7 @@ def _prepare(session, archs: list[dict]) -> None:
     (one generation per folder, so none is really running) so that the driver re-queues them."""
     from optuna.trial import TrialState
 
-    from evaluation.record import Outcome, mark_interrupted
+    from evaluation.results.record import Outcome, mark_interrupted
 
     study, storage = session.study, session.storage
     trials = study.get_trials(deepcopy=False)
@@ -151,7 +151,7 @@ def _prepare(session, archs: list[dict]) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import optuna
 
-    from evaluation.table import PROTOCOL, export_table
+    from evaluation.proxies.table import PROTOCOL, export_table
 
     seeds = list(PROTOCOL["seeds"])
     if args.seeds is not None:
@@ -191,8 +191,8 @@ def run_generate(args: argparse.Namespace) -> int:
 def _generate(out: Path, sessions: dict, archs: list[dict], minutes: float | None) -> bool:
     """Train the missing (architecture, seed) pairs in the interleaved order; False when stopped
     by the time limit."""
-    from evaluation.record import read_trial
-    from evaluation.table import export_table
+    from evaluation.proxies.table import export_table
+    from evaluation.results.record import read_trial
 
     from ..study import drive, tally
 
@@ -228,7 +228,7 @@ def _generate(out: Path, sessions: dict, archs: list[dict], minutes: float | Non
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from evaluation.table import load_table
+    from evaluation.proxies.table import load_table
 
     table = load_table(Path(args.out) / "table.csv")
     per_seed = table.groupby("seed").size().to_dict()

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     folder = Path(args.results_dir) / "demo"
     try:
-        from evaluation.report import write_report
+        from evaluation.results.report import write_report
     except ImportError:  # the report module is optional to the search
         return 0
     paths = write_report(folder)

@@ -1,7 +1,7 @@
 """`movinas export RESULTS --trial N | --best RULE`: a searched architecture as deployable files.
 
 Picks a COMPLETE trial, rebuilds its `ArchSpec` from the storage, optionally retrains it from
-scratch on the study's dataset, and writes it with `evaluation.export.export_model` plus a
+scratch on the study's dataset, and writes it with `evaluation.deploy.export.export_model` plus a
 `model_card.md` saying what it costs, how it scored and how it was found.
 """
 
@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from evaluation.record import VAL_ACCURACY, VAL_LOSS
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS
 
 from ..errors import UsageError
 from .flags import out_folder
@@ -84,7 +84,7 @@ def register(subparsers) -> None:
 
 def pick_trial(df, trial: int | None, rule: str | None):
     """The row to export; UsageError when the trial is missing, not COMPLETE, or the rule is bad."""
-    from evaluation.pareto import best_trial
+    from evaluation.results.pareto import best_trial
 
     study = df.attrs.get("study")
     complete = df.loc[df["state"] == "COMPLETE", "number"].tolist() if len(df) else []
@@ -115,7 +115,7 @@ def _numbers(values: list) -> str:
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
-    from evaluation.export import ALL_FORMATS
+    from evaluation.deploy.export import ALL_FORMATS
 
     formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
     bad = [f for f in formats if f not in ALL_FORMATS]
@@ -126,10 +126,10 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.export import export_model
-    from evaluation.export_trial import model_card
-    from evaluation.report import format_value
-    from evaluation.results import ResultsError, load_results
+    from evaluation.deploy.export import export_model
+    from evaluation.deploy.export_trial import model_card
+    from evaluation.results.frames import ResultsError, load_results
+    from evaluation.results.report import format_value
 
     formats = parse_formats(args.format)
     out_folder(args.out)  # before any work: --out may not name a file
@@ -181,8 +181,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _weights(args, spec, row, attrs: dict, num_classes: int):
     """The export's weights: retrained with --train-epochs, else those the search kept, else fresh."""
+    from evaluation.deploy.export_trial import kept_weights, random_weights, retrain, study_labels
     from evaluation.evaluator import SupernetProxy, study_proxy
-    from evaluation.export_trial import kept_weights, random_weights, retrain, study_labels
 
     config = attrs.get("config") or {}
     seed = int(config.get("seed") or 0)
@@ -192,7 +192,7 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
     except ValueError as exc:
         raise UsageError(f"the study's stored config: {' '.join(str(exc).split())}") from None
     if isinstance(proxy, SupernetProxy):  # inherited weights (--train-epochs: fine-tuned), docs/oneshot.md
-        from evaluation.oneshot_export import supernet_weights
+        from evaluation.oneshot.export import supernet_weights
 
         try:
             chosen = supernet_weights(spec, proxy, attrs, num_classes, seed, args.train_epochs,
@@ -221,7 +221,7 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
 
 def _calibration(attrs: dict, spec):
     """Clips of the study's dataset (at the spec's sizes) that an int8 export calibrates on."""
-    from evaluation.quantize import calibration_clips
+    from evaluation.deploy.quantize import calibration_clips
 
     from ..config import dataset_for
 

@@ -51,7 +51,7 @@ def register(subparsers) -> None:
 
 def _budget(items: list[str]):
 
-    from evaluation.proxy import Budget
+    from evaluation.proxies.train import Budget
 
     fields = {}
     for item in items:
@@ -80,7 +80,7 @@ def _dataset(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from evaluation.fidelity import parse_proxy, rank_fidelity
+    from evaluation.proxies.fidelity import parse_proxy, rank_fidelity
 
     flag(args.n, "--n", 2, 10_000)
     flag(args.classes, "--classes", 2, 1000)

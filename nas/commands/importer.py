@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     formats = parse_formats(args.format)
     if "tflite-int8" in formats:
         raise UsageError("--format: tflite-int8 needs calibration clips of your videos; import, then call "
-                         "evaluation.export.export_model(..., formats=('tflite-int8',), representative=clips)")
+                         "evaluation.deploy.export.export_model(..., formats=('tflite-int8',), representative=clips)")
     if args.out is not None:
         _check_out(out_folder(args.out))
     if not Path(args.path).exists():
@@ -86,8 +86,8 @@ def _check_out(out: Path) -> None:
 
 def write_folder(imported, out: Path, formats, source: str) -> dict[str, Path]:
     """Export `imported` into a temporary folder beside `out`, add the model card, then move it to `out`."""
-    from evaluation.export import export_model
-    from evaluation.inference import LABEL_SETS
+    from evaluation.deploy.export import export_model
+    from evaluation.deploy.inference import LABEL_SETS
 
     labels = None
     if imported.num_classes == 600:

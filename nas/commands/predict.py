@@ -78,7 +78,7 @@ def parse_video(text: str, size: str | None):
         if not match or not all(1 <= int(x) <= MAX_FRAME_SIDE for x in match.groups()):
             raise UsageError(f"--size: {v.quote(size)}, expected WIDTHxHEIGHT such as 320x240, "
                              f"each in [1, {MAX_FRAME_SIDE}]")
-        from evaluation.predict import raw_frames
+        from evaluation.deploy.predict import raw_frames
 
         return raw_frames(sys.stdin.buffer, int(match[1]), int(match[2]))
     if size:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--every: only with --stream")
     video = parse_video(args.video, args.size)
 
-    from evaluation.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import load_for_inference, predict_video
 
     def show(pred) -> None:
         label, prob = pred.top_k[0]

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 def parse_objectives(text: str, columns, directions: dict[str, str]) -> dict[str, str]:
     """`val_accuracy:max,flops:min` (direction optional) → {column: direction}; UsageError names the bad part."""
-    from evaluation.pareto import MAXIMIZED
+    from evaluation.results.pareto import MAXIMIZED
 
     out: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",")):
@@ -59,9 +59,9 @@ def parse_objectives(text: str, columns, directions: dict[str, str]) -> dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.pareto import numeric_columns
-    from evaluation.report import write_report
-    from evaluation.results import ResultsError, objectives_of
+    from evaluation.results.frames import ResultsError, objectives_of
+    from evaluation.results.pareto import numeric_columns
+    from evaluation.results.report import write_report
 
     if args.out is not None:
         out_folder(args.out)

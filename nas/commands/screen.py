@@ -22,7 +22,7 @@ from .flags import flag, input_flags
 
 MAX_SAMPLES = 10_000_000
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
-# (Cost field, label): the spread table's rows, in the report's units (evaluation.report.format_value)
+# (Cost field, label): the spread table's rows, in the report's units (evaluation.results.report.format_value)
 METRICS = (
     ("params", "params"),
     ("macs", "MACs"),
@@ -171,7 +171,7 @@ def _pct_names() -> list[str]:
 
 def format_report(s: Screening) -> str:
     """The human report: spread table, rate, presets' percentile ranks with how they were computed."""
-    from evaluation.report import format_value
+    from evaluation.results.report import format_value
 
     sp = spread(s)
     labels = dict(METRICS, frames="input frames", resolution="input resolution")

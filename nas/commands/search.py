@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from evaluation.record import read_trial
+from evaluation.results.record import read_trial
 
 from ..errors import Terminated, UsageError, exit_status, raise_if_interrupted
 
@@ -149,7 +149,7 @@ def _end_started_trial(storage) -> None:
     still RUNNING: a Ctrl-C or SIGTERM between Optuna creating it and the runner starting it."""
     from optuna.trial import TrialState
 
-    from evaluation.record import mark_interrupted
+    from evaluation.results.record import mark_interrupted
 
     started = getattr(storage, "last_started", None)
     try:
@@ -306,7 +306,7 @@ def _epochs(s: Session) -> int | None:
 
 
 def _redacted(url: str) -> str:
-    from evaluation.storage import redact
+    from evaluation.results.storage import redact
 
     return redact(url)
 
@@ -355,7 +355,7 @@ class Progress:
         self._refresh(trials)
 
     def _epoch_text(self, number: int, entry: dict) -> str:
-        from evaluation.report import format_value
+        from evaluation.results.report import format_value
 
         of = f"/{self.epochs}" if self.epochs else ""
         acc = entry.get("val_accuracy")
@@ -363,7 +363,7 @@ class Progress:
             f" val_accuracy={format_value('val_accuracy', acc)}" if acc is not None else "")
 
     def _report(self, t) -> None:
-        from evaluation.report import format_value
+        from evaluation.results.report import format_value
 
         record = read_trial(t)
         if record.outcome is None or record.rejected:  # rejected untrained: counted in the bar
@@ -380,7 +380,7 @@ class Progress:
             return
         from collections import Counter
 
-        from evaluation.report import format_value
+        from evaluation.results.report import format_value
 
         trials = self.study.get_trials(deepcopy=False) if trials is None else trials
         records = [read_trial(t) for t in trials]
@@ -408,7 +408,7 @@ class Progress:
 def best_record(records, config):
     """The feasible COMPLETE trial best in the first objective, ties to the lower flops, then
     params, then trial number (as `export --best`); None when there is none."""
-    from evaluation.pareto import TIE_COSTS
+    from evaluation.results.pareto import TIE_COSTS
 
     sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
     done = [r for r in records if r.values and r.feasible is not False and r.state == "COMPLETE"]
@@ -424,7 +424,7 @@ def front_table(study, config) -> str:
     trials = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
     if not trials:
         return "Pareto front: no complete feasible trial yet"
-    from evaluation.report import format_value
+    from evaluation.results.report import format_value
 
     names = [o.name for o in config.objectives]
     extra = [n for n in ("params", "flops", "activation_bytes") if n not in names]

@@ -48,8 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     v.integer(args.steps, "--steps", optional=True, error=UsageError)
     space = load_space(config)
-    from evaluation.oneshot import SupernetConfig
-    from evaluation.oneshot_proxy import checkpoint_path
+    from evaluation.oneshot.proxy import checkpoint_path
+    from evaluation.oneshot.supernet import SupernetConfig
     from search_space.supernet import check_space, envelope
 
     try:
@@ -63,7 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
     data = datasets(envelope(space))  # the largest input; smaller sub-networks get it resized
     num_classes = resolve_num_classes(config, lambda: data)
     path = checkpoint_path(config.replace(supernet=cfg), Path(args.results_dir) / config.study)
-    from evaluation.oneshot_train import make_strategy, train_supernet
+    from evaluation.oneshot.train import make_strategy, train_supernet
 
     try:
         strategy = make_strategy(cfg.strategy)

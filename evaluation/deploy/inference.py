@@ -2,7 +2,7 @@
 returns (a clip function and a stream factory over Keras, SavedModel or TFLite), and the
 `StreamSession` that carries one stream model's states between calls.
 
-Accepted: a folder written by `evaluation.export.export_model` (read through `export.json`), a
+Accepted: a folder written by `evaluation.deploy.export.export_model` (read through `export.json`), a
 `.keras` file, a spec YAML with its weights beside it (`<name>.weights.h5`, else
 `model.weights.h5`; classes from a `labels.txt` beside it, else 600), a TensorFlow SavedModel whose
 `serving_default` signature takes `{"image": float32[batch, frames, height, width, 3]}` in [0, 1]
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from evaluation.deploy.export import FILES, float32_policy, load_tflite, read_manifest
 from search_space.spec import NUM_CLASSES
 from search_space.stream import StateSpec, model_state_specs, zero_states
-
-from .export import FILES, float32_policy, load_tflite, read_manifest
 
 DEFAULT_RESOLUTION = 172
 """Input size for models that accept any size and say nothing else (A0's, the TF-Hub default)."""

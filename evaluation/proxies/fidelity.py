@@ -8,7 +8,7 @@ trust before spending a search on it.
 A proxy is named by a string (every score higher-is-better):
 
 - a zero-cost score (``grad_norm``, ``snip``, ``synflow``, ``naswot``) or a baseline (``params``,
-  ``macs``), see `evaluation.zero_cost`;
+  ``macs``), see `evaluation.proxies.zero_cost`;
 - ``epochs:K`` or ``epochs:K:METRIC``: train K epochs with `train_proxy` and take METRIC,
   one of ``val_accuracy`` (default), ``val_loss``, ``train_loss``, ``train_accuracy`` (losses are
   negated). Proxies with the same K share one training run per architecture.
@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.proxies.zero_cost import BASELINES, ZERO_COST
+from evaluation.results.record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 from search_space import validate
-
-from .record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
-from .zero_cost import BASELINES, ZERO_COST
 
 METRICS = (VAL_ACCURACY, VAL_LOSS, TRAIN_LOSS, TRAIN_ACCURACY)
 NEGATED = (VAL_LOSS, TRAIN_LOSS)
@@ -184,8 +183,8 @@ def rank_fidelity(
 
     import pandas as pd
 
-    from .proxy import Budget, train_proxy
-    from .zero_cost import zero_cost_scores
+    from evaluation.proxies.train import Budget, train_proxy
+    from evaluation.proxies.zero_cost import zero_cost_scores
 
     if isinstance(cheap, str):
         cheap = (cheap,)

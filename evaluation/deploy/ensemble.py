@@ -39,7 +39,7 @@ class StreamEnsemble:
     """Two stream sessions fed alternate frames; `logits` is the mean of their latest logits.
 
     A session is any object with `push(frames [B, t, H, W, 3]) -> logits [B, K]` (such as
-    `evaluation.predict.StreamSession`). Frame i of the video (counted over every `push`) goes to
+    `evaluation.deploy.predict.StreamSession`). Frame i of the video (counted over every `push`) goes to
     session A when i is even, to B when odd. Before B has seen a frame, `logits` is A's alone.
     """
 

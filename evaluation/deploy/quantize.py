@@ -6,7 +6,7 @@ Weights and activations are int8 (built-in int8 kernels only); the file's inputs
 float32, so it is called exactly like the float file. A stream model is calibrated on the inputs it
 really sees: frames of the calibration clips together with the states the float stream model carries
 at that frame, each clip streamed from zero states to its end (`frame_samples`). The stream TFLite
-graph (`evaluation.frame_graph`) keeps running *means*, so its states stay in the range of one frame's
+graph (`evaluation.deploy.frame_graph`) keeps running *means*, so its states stay in the range of one frame's
 however long the stream; only its frame counter grows, and beyond the calibrated length (the
 calibration clips' frame count) the int8 file's running means weigh new frames like a mean over that
 many frames. Calibrate on clips as long as the videos to stream.
@@ -100,7 +100,7 @@ def calibration_clips(data_config: dict, base_dir: str | Path | None = None,
                       count: int = CALIBRATION_CLIPS) -> np.ndarray:
     """Up to `count` clips of a study's dataset (`load_dataset` config, sizes filled in), validation
     clips first: the representative set of an int8 export."""
-    from .datasets import load_dataset
+    from evaluation.datasets import load_dataset
 
     data = load_dataset(data_config, base_dir=base_dir if base_dir is not None else Path.cwd())
     clips = data.val.x[:count]

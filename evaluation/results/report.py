@@ -21,17 +21,17 @@ import yaml
 
 from search_space.spec import NUM_CLASSES
 
-from .pareto import check_objectives, default_reference_point, hypervolume, pareto_front
-from .plots import (
+from evaluation.results.pareto import check_objectives, default_reference_point, hypervolume, pareto_front
+from evaluation.results.plots import (
     plot_architecture,
     plot_hypervolume_history,
     plot_param_importances,
     plot_tradeoff,
     save_png,
 )
-from .record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, Outcome, usable_mask
-from .results import COSTS, ResultsError, load_study, to_frame
-from .storage import read_records
+from evaluation.results.record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, Outcome, usable_mask
+from evaluation.results.frames import COSTS, ResultsError, load_study, to_frame
+from evaluation.results.storage import read_records
 
 if TYPE_CHECKING:
     import pandas as pd

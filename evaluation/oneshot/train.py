@@ -1,4 +1,4 @@
-"""`train_supernet`: the one-shot training loop (see evaluation/oneshot.py for the rules it follows)."""
+"""`train_supernet`: the one-shot training loop (see evaluation/oneshot/supernet.py for the rules it follows)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .budget import learning_rate_at
-from .oneshot import (
+from evaluation.oneshot.supernet import (
     SupernetConfig,
     batch_indices,
     check_same_space,
@@ -20,6 +19,7 @@ from .oneshot import (
     sandwich,
     save_checkpoint,
 )
+from evaluation.proxies.budget import learning_rate_at
 
 
 def make_strategy(name: str, devices: list[str] | None = None) -> Any:
@@ -72,7 +72,7 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16" if mixed and gpu else ("mixed_bfloat16" if mixed else "float32"))
     try:
-        from .compat import forget_custom_gradients, seeded
+        from evaluation.compat import forget_custom_gradients, seeded
 
         with strategy.scope(), seeded(seed):  # the same initial weights for the same seed
             net = Supernet(space, k, block_scale_init=config.block_scale_init)

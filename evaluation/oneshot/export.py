@@ -6,23 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .record import VAL_ACCURACY, VAL_LOSS, Outcome
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS, Outcome
 
 
 def supernet_weights(spec: Any, proxy: Any, attrs: dict, num_classes: int, seed: int = 0,
                      epochs: int | None = None, progress: Any = None):
-    """`evaluation.export_trial.Weights` of `spec` from the study's supernet: source "supernet"
+    """`evaluation.deploy.export_trial.Weights` of `spec` from the study's supernet: source "supernet"
     (inherited, recalibrated on `supernet.recalibration_clips` training clips, scored on the
     validation clips) or, with `epochs`, "supernet_finetuned" (then trained `epochs` more with the
     study's proxy settings). `proxy`: the study's `evaluation.evaluator.SupernetProxy`. ValueError naming
     the checkpoint or dataset when they cannot be used."""
-    from .datasets import dataset_for, load_dataset
-    from .evaluator import training_budget
-    from .export_trial import Weights, epoch_bar
-    from .oneshot import load_supernet
-    from .oneshot_proxy import checkpoint_file
-    from .oneshot_score import Scorer, recalibrated_model, recalibration_clips
-    from .proxy import train_proxy
+    from evaluation.datasets import dataset_for, load_dataset
+    from evaluation.deploy.export_trial import Weights, epoch_bar
+    from evaluation.evaluator import training_budget
+    from evaluation.oneshot.proxy import checkpoint_file
+    from evaluation.oneshot.score import Scorer, recalibrated_model, recalibration_clips
+    from evaluation.oneshot.supernet import load_supernet
+    from evaluation.proxies.train import train_proxy
 
     config = attrs.get("config") or {}
     cfg = proxy.supernet
@@ -51,20 +51,4 @@ def supernet_weights(spec: Any, proxy: Any, attrs: dict, num_classes: int, seed:
     return Weights("supernet_finetuned", result.model, labels, detail)
 
 
-def card_lines(weights: Any) -> list[str]:
-    """The model card's first paragraph for supernet weights."""
-    d = weights.detail
-    m = d.get("metrics") or {}
-    scores = (f"validation accuracy {m.get(VAL_ACCURACY, float('nan')):.4g}, "
-              f"validation loss {m.get(VAL_LOSS, float('nan')):.4g}")
-    inherited = (f"inherited from the study's supernet (`{d['checkpoint']}`, step {d['step']}), BatchNorm statistics "
-                 f"recalibrated on {d['recalibration_clips']} training clips")
-    if weights.source == "supernet":
-        return [f"Weights: {inherited}, not trained on their own: {scores}. Re-export with `--train-epochs E` to "
-                "fine-tune them first."]
-    return [f"Weights: {inherited}, then fine-tuned for {d['epochs']} epochs with the study's proxy settings: "
-            f"{scores} (inherited, before fine-tuning: validation accuracy "
-            f"{d['inherited_metrics'].get(VAL_ACCURACY, float('nan')):.4g})."]
-
-
-__all__ = ["card_lines", "supernet_weights"]
+__all__ = ["supernet_weights"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .record import Outcome
+from evaluation.results.record import Outcome
 
 
 def checkpoint_file(supernet: Any, study_dir: str | Path) -> Path:
@@ -24,7 +24,7 @@ def checkpoint_file(supernet: Any, study_dir: str | Path) -> Path:
 
 def checkpoint_path(config: Any, study_dir: str | Path) -> Path:
     """Where a study's supernet checkpoint lives (`config`: a search config, its `supernet:` section)."""
-    from .oneshot import SupernetConfig
+    from evaluation.oneshot.supernet import SupernetConfig
 
     return checkpoint_file(config.supernet or SupernetConfig(), study_dir)
 
@@ -35,8 +35,8 @@ class SupernetScorer:
     (ValueError naming a bad checkpoint)."""
 
     def __init__(self, proxy: Any, context: Any) -> None:
-        from .oneshot import load_supernet
-        from .oneshot_score import Scorer
+        from evaluation.oneshot.score import Scorer
+        from evaluation.oneshot.supernet import load_supernet
 
         self.config, self.context = proxy.supernet, context
         path = checkpoint_file(self.config, context.study_dir)
@@ -48,8 +48,8 @@ class SupernetScorer:
         self.scorer = Scorer(self.net)
 
     def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):
-        from .oneshot_score import recalibration_clips
-        from .proxy import ProxyResult
+        from evaluation.oneshot.score import recalibration_clips
+        from evaluation.proxies.train import ProxyResult
 
         cfg = self.config
         data = self.context.dataset(spec)

@@ -235,7 +235,7 @@ def read_records(opened: OpenedStudy) -> list:
     """Every trial's `TrialRecord`, in number order. A SQLite study is read in a few set-based
     queries over one snapshot (Optuna's `get_trials` loads each trial's rows separately, several
     times slower on thousands of trials); other storages through Optuna."""
-    from .record import read_trial
+    from evaluation.results.record import read_trial
 
     found = read_only_file(opened.url)
     with gc_paused():
@@ -271,7 +271,7 @@ def _records(con, study_name: str) -> list:
     import datetime
     import json
 
-    from .record import from_attrs
+    from evaluation.results.record import from_attrs
 
     (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study_name,)).fetchone()
     trials = con.execute("SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "

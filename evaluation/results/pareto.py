@@ -15,13 +15,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .compat import hypervolume as compat_hypervolume
-from .compat import pareto_front_mask
-from .record import TRAIN_ACCURACY, VAL_ACCURACY, usable_mask
-from .zero_cost import ZERO_COST  # numpy only at import
+from evaluation.compat import hypervolume as compat_hypervolume
+from evaluation.compat import pareto_front_mask
+from evaluation.results.record import TRAIN_ACCURACY, VAL_ACCURACY, ZERO_COST_SCORES, usable_mask
 
 DIRECTIONS = ("maximize", "minimize")
-MAXIMIZED = (VAL_ACCURACY, TRAIN_ACCURACY, *ZERO_COST)  # higher is better; every other column lower
+MAXIMIZED = (VAL_ACCURACY, TRAIN_ACCURACY, *ZERO_COST_SCORES)  # higher is better; every other column lower
 
 
 def check_objectives(df, objectives: Mapping[str, str]) -> dict[str, str]:
@@ -213,7 +212,7 @@ def best_trial(df, rule: str):
     e.g. `best_trial(df, "val_accuracy under flops<=1e9")`. Ties go to the lower cost (flops, then
     params), then to the lower trial number.
     ValueError when the rule is bad or no trial qualifies (the message says how many were close)."""
-    from .results import objectives_of
+    from evaluation.results.frames import objectives_of
 
     numeric = numeric_columns(df)
     column, direction, conditions = parse_rule(rule, numeric, objectives_of(df))

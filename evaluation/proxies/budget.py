@@ -1,4 +1,4 @@
-"""`Budget`: how long and how a proxy trains (read by `evaluation.proxy.train_proxy`).
+"""`Budget`: how long and how a proxy trains (read by `evaluation.proxies.train.train_proxy`).
 
 Numpy-free and TensorFlow-free, so configuration code can validate budgets without loading either.
 The reasons behind the defaults, with measurements, are in docs/proxies.md.

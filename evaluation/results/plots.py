@@ -15,9 +15,9 @@ import numpy as np
 
 from search_space.spec import NUM_CLASSES
 
-from .pareto import MAXIMIZED, hypervolume_history, pareto_mask
-from .record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, VAL_LOSS, Outcome, read_trial, usable_mask
-from .results import COSTS, objectives_of
+from evaluation.results.pareto import MAXIMIZED, hypervolume_history, pareto_mask
+from evaluation.results.record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, VAL_LOSS, Outcome, read_trial, usable_mask
+from evaluation.results.frames import COSTS, objectives_of
 
 LABELS = {
     VAL_ACCURACY: "validation accuracy (proxy)", VAL_LOSS: "validation loss (proxy)",

@@ -1,7 +1,7 @@
 """Export a built architecture: spec YAML, `.keras`, TF SavedModel, TFLite, base and stream.
 
 `export_model(spec, model_or_weights, out_dir)` writes one folder that `movinas predict` (and
-`evaluation.predict.load_for_inference`) reads back through its `export.json` manifest:
+`evaluation.deploy.predict.load_for_inference`) reads back through its `export.json` manifest:
 
 | file | what |
 |---|---|
@@ -12,7 +12,7 @@
 | `saved_model/` | TF SavedModel, signature `serving_default`: `{"image": float32[batch, frames, height, width, 3]}` in [0, 1] → `{"logits": float32[batch, classes]}`, every input dimension dynamic (the TF-Hub MoViNet convention) |
 | `model.tflite` | TFLite base model, input `[1, any frames, resolution, resolution, 3]` (static spatial sizes, which TFLite wants; the manifest names them), so it classifies the same frames as the other formats |
 | `stream.keras`, `stream_saved_model/` | with `stream=True`: the stream model; inputs `image` `[batch, t, resolution, resolution, 3]` (any batch and t) and every state, outputs `logits` and the new states; the SavedModel adds TF Hub's `init_states` and `call` signatures |
-| `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1, converted from its one-frame graph (`evaluation.frame_graph`: 4-D float states, every op in XNNPACK); states are explicit inputs and outputs of the same names, listed in the manifest's `tflite_states`, zeros at the start |
+| `stream.tflite` | with `stream=True`: the stream model for one frame a call, batch 1, converted from its one-frame graph (`evaluation.deploy.frame_graph`: 4-D float states, every op in XNNPACK); states are explicit inputs and outputs of the same names, listed in the manifest's `tflite_states`, zeros at the start |
 | `model_fp16.tflite`, `stream_fp16.tflite` | format `"tflite-fp16"`: float16 weights, float32 inputs, outputs and compute |
 | `model_dynamic.tflite`, `stream_dynamic.tflite` | format `"tflite-dynamic"`: int8 weights, float activations (no calibration) |
 | `model_int8.tflite`, `stream_int8.tflite` | format `"tflite-int8"`: the TFLite files with int8 weights and activations (float32 inputs and outputs), calibrated on `representative` clips; the stream file keeps its running means in float |
@@ -48,7 +48,7 @@ PRECISIONS = ("float", "fp16", "dynamic", "int8")
 """TFLite precisions, as `save_tflite` names them."""
 FLOAT_OPS = ("SUB", "DIV")
 """Op types an int8 file of a function (the stream frame graph) keeps in float: its running means and frame
-count (`evaluation.frame_graph`), whose updates shrink below an int8 step as the frames add up."""
+count (`evaluation.deploy.frame_graph`), whose updates shrink below an int8 step as the frames add up."""
 MANIFEST = "export.json"
 MANIFEST_VERSION = 1
 FILES = {
@@ -92,12 +92,12 @@ def export_model(
     model's output width, else the number of labels, else 600. `resolution` (spec default) fixes the
     TFLite input size; it and `frames` (spec default) are recorded in the manifest as the model's input.
     `stream=True` (causal specs only) adds the stream model in the same formats; its TFLite files are
-    the one-frame graph of `evaluation.frame_graph` (4-D states, every op in XNNPACK), whose states the
+    the one-frame graph of `evaluation.deploy.frame_graph` (4-D states, every op in XNNPACK), whose states the
     manifest lists under `tflite_states`. TFLite precisions (`TFLITE_FORMATS`): `"tflite"` float32,
     `"tflite-fp16"` float16 weights, `"tflite-dynamic"` int8 weights with float activations,
     `"tflite-int8"` full-integer post-training quantization calibrated on `representative`: clips
-    [N, T, H, W, 3] in [0, 1], e.g. `evaluation.quantize.calibration_clips` of the study's dataset
-    (see `evaluation.quantize`); a stream is calibrated on every clip streamed to its end.
+    [N, T, H, W, 3] in [0, 1], e.g. `evaluation.deploy.quantize.calibration_clips` of the study's dataset
+    (see `evaluation.deploy.quantize`); a stream is calibrated on every clip streamed to its end.
     `gpu_compatible=True` (with `stream`) adds `stream_gpu.tflite`: the float stream file with a
     [1, H, W, 3] image, so no tensor of the graph has more than 4 dimensions (the LiteRT GPU delegate's
     limit). Artifact keys: the format names, `stream_<format>` for stream artifacts (`stream_tflite-gpu`),
@@ -117,8 +117,8 @@ def export_model(
     if "tflite-int8" in formats:
         if representative is None:
             raise ValueError("formats: tflite-int8 needs representative clips to calibrate on (e.g. "
-                             "evaluation.quantize.calibration_clips of the study's dataset)")
-        from .quantize import check_clips
+                             "evaluation.deploy.quantize.calibration_clips of the study's dataset)")
+        from evaluation.deploy.quantize import check_clips
 
         representative = check_clips(representative, resolution)
     if labels is not None:
@@ -168,7 +168,7 @@ def export_model(
     for fmt in (f for f in TFLITE_FORMATS if f in formats):
         samples = None
         if fmt == "tflite-int8":
-            from .quantize import base_samples
+            from evaluation.deploy.quantize import base_samples
 
             samples = base_samples(representative)
             manifest["int8_calibration"] = {"clips": len(representative), "frames": representative.shape[1]}
@@ -189,7 +189,7 @@ def export_model(
 
 def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put, manifest, representative) -> None:
     """The stream model's files: Keras and SavedModel of the Keras stream model, TFLite of its one-frame
-    graph (`evaluation.frame_graph`)."""
+    graph (`evaluation.deploy.frame_graph`)."""
     from search_space.builder import build_model
 
     states = _state_tensor_specs(spec, resolution, 1)
@@ -210,7 +210,7 @@ def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put,
         put(key, save_stream_tflite(spec, base, resolution, fmt, out / FILES[key], representative))
         manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
     if any(f in formats for f in TFLITE_FORMATS):
-        from .frame_graph import lite_state_specs
+        from evaluation.deploy.frame_graph import lite_state_specs
 
         manifest["tflite_states"] = {n: {"shape": list(s.shape), "dtype": s.dtype}
                                      for n, s in lite_state_specs(spec, resolution).items()}
@@ -218,13 +218,13 @@ def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put,
 
 def save_stream_tflite(spec: ArchSpec, model, resolution: int, fmt: str, path: str | Path, clips=None,
                        image_rank: int = 5) -> Path:
-    """One stream TFLite file as `export_model` writes it: `evaluation.frame_graph.frame_step` of the
+    """One stream TFLite file as `export_model` writes it: `evaluation.deploy.frame_graph.frame_step` of the
     weights of `model` (a Keras model of causal `spec`, base or stream) at `resolution`, in the precision
     of TFLite format `fmt` (`TFLITE_FORMATS`; int8: calibrated on `clips` [N, T, H, W, 3] streamed
     through the float graph); `image_rank` 4 for a file without any rank-5 tensor."""
     import tensorflow as tf
 
-    from .frame_graph import frame_step, lite_state_specs
+    from evaluation.deploy.frame_graph import frame_step, lite_state_specs
 
     precision = TFLITE_FORMATS[fmt]
     states = lite_state_specs(spec, resolution)
@@ -234,7 +234,7 @@ def save_stream_tflite(spec: ArchSpec, model, resolution: int, fmt: str, path: s
     step = frame_step(spec, model, image_rank, int8=precision == "int8")
     samples = None
     if precision == "int8":
-        from .quantize import frame_samples
+        from evaluation.deploy.quantize import frame_samples
 
         samples = frame_samples(step, {n: np.zeros(s.shape, s.dtype) for n, s in states.items()}, clips)
     return save_tflite(step, inputs, path, representative=samples, precision=precision)
@@ -324,7 +324,7 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
     still float32.
 
     `model` is a Keras model or a function of the input dict returning a dict of tensors (e.g.
-    `evaluation.frame_graph.frame_step`). The graph is frozen (variables to constants) before
+    `evaluation.deploy.frame_graph.frame_step`). The graph is frozen (variables to constants) before
     conversion: TFLite's own freezing leaves every variable unfrozen when the model holds a scalar
     weight (ReZero scales), and the file then fails at run time. Conversion goes through a SavedModel
     signature so the TFLite signature keeps the input and output names (`image`, `logits`, the state

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .compat import OPTUNA_CONSTRAINTS_KEY, trial_id
+from evaluation.compat import OPTUNA_CONSTRAINTS_KEY, trial_id
 
 SCHEMA_VERSION = 2  # 1: records before the version was stored (read the same way)
 CONSTRAINTS_KEY = OPTUNA_CONSTRAINTS_KEY  # system attr holding the violations as a list, as a constraints_func's
@@ -30,6 +30,7 @@ LATENCY_MS = "latency_ms"  # forward pass of the built model, batch 1
 TRAINED = (VAL_ACCURACY, VAL_LOSS)  # objectives measured by proxy training
 FINAL_METRICS = (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS)
 CURVE_METRICS = (TRAIN_LOSS, TRAIN_ACCURACY, VAL_LOSS, VAL_ACCURACY)  # per epoch, in curve order
+ZERO_COST_SCORES = ("grad_norm", "snip", "synflow", "naswot")  # evaluation.proxies.zero_cost, higher is better
 BYTE_COLUMNS = ("activation_bytes", "state_bytes")  # costs measured in bytes (MB units in constraints, reports)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .compat import all_layers, set_untracked
-from .record import VAL_ACCURACY, VAL_LOSS
+from evaluation.compat import all_layers, set_untracked
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS
 
 
 def recalibration_clips(x: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -106,9 +106,8 @@ def _metrics(logits: np.ndarray, y: np.ndarray, t0: float) -> dict:
 
 def score_extracted(net, spec, recal_x, val_x, val_y, batch_size, t0) -> dict:
     """The same score on the extracted model (sub-networks that cannot run as masks)."""
+    from evaluation.proxies.train import PreciseBN
     from search_space.supernet import extract
-
-    from .proxy import PreciseBN
 
     model = extract(net, spec, stochastic_depth=0.0)
     bn = PreciseBN(model, recal_x.astype(np.float32, copy=False), batch_size, jit=False)
@@ -124,9 +123,8 @@ def recalibrated_model(net: Any, spec: Any, train_x: np.ndarray, clips: int, see
     """`extract(net, spec, mode)` with BN statistics recalibrated on `clips` training clips (at
     `spec`'s input size): the model a supernet trial exports, its weights the supernet's, its
     statistics its own. Recalibration runs without drop path."""
+    from evaluation.proxies.train import PreciseBN
     from search_space.supernet import copy_weights, extract
-
-    from .proxy import PreciseBN
 
     work = extract(net, spec, stochastic_depth=0.0)
     x = recalibration_clips(train_x, clips, seed).astype(np.float32)

@@ -165,7 +165,7 @@ class _Lowering:
 
     def running_mean(self, x_mean, name, features, new):
         """Mean over the frames seen, this one included: m − (m − x) / n, written with SUB and DIV only
-        (an int8 export keeps those two op types in float: `evaluation.export.save_tflite`)."""
+        (an int8 export keeps those two op types in float: `evaluation.deploy.export.save_tflite`)."""
         m = features[name] - (features[name] - x_mean) / self.seen
         new[name] = m
         return m

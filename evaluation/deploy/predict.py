@@ -3,7 +3,7 @@ constant memory, or a temporal ensemble of two models (the MoViNet inference pip
 
 `predict_video(model, video)` reads the video (frames RGB in [0, 1], centre-cropped and resized
 to the model's resolution as `evaluation.datasets.read_video` does), runs it and returns the
-softmax top-k. Models come from `evaluation.inference.load_for_inference` (re-exported here).
+softmax top-k. Models come from `evaluation.deploy.inference.load_for_inference` (re-exported here).
 See docs/inference.md.
 """
 
@@ -15,10 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from search_space import validate
-
-from .ensemble import StreamEnsemble, ensemble_logits
-from .inference import (
+from evaluation.deploy.ensemble import StreamEnsemble, ensemble_logits
+from evaluation.deploy.inference import (
     DEFAULT_RESOLUTION,
     InferenceModel,
     StreamSession,
@@ -26,6 +24,7 @@ from .inference import (
     load_for_inference,
     read_labels,
 )
+from search_space import validate
 
 __all__ = ["InferenceModel", "Prediction", "StreamSession", "load_for_inference", "predict_video", "raw_frames",
            "read_labels", "softmax_top_k"]
@@ -129,7 +128,7 @@ def _prediction(logits: np.ndarray, names: list[str], k: int, seen: int) -> Pred
 def _read_clip(video, count: int | None, fps: float | None, size: int) -> np.ndarray:
     """The whole clip as float32 [T, size, size, 3]."""
     if isinstance(video, (str, Path)):
-        from .datasets import read_video
+        from evaluation.datasets import read_video
 
         return read_video(video, frames=count, resolution=size, fps=fps)
     frames = list(_iter_video(video, size, fps))
@@ -146,7 +145,7 @@ def _iter_video(video, size: int, fps: float | None) -> Iterator[np.ndarray]:
     if isinstance(video, (str, Path, int)):
         import cv2
 
-        from .datasets.video_io import frame_step, iter_frames, open_video
+        from evaluation.datasets.video_io import frame_step, iter_frames, open_video
 
         if isinstance(video, int):
             capture = cv2.VideoCapture(video)
@@ -178,7 +177,7 @@ def _sample(frames: Iterable[np.ndarray], step: float) -> Iterator[np.ndarray]:
 def _prepare(frame: np.ndarray, size: int) -> np.ndarray:
     """An RGB frame (uint8, or float in [0, 1]) as float32 [size, size, 3] in [0, 1], centre-cropped
     and resized as video files are."""
-    from .datasets.video_io import to_float, to_rgb
+    from evaluation.datasets.video_io import to_float, to_rgb
 
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[-1] != 3:

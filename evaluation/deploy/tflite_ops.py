@@ -49,7 +49,7 @@ def op_profile(path: str | Path, num_threads: int = 1) -> OpProfile:
 
 
 def _nodes(interpreter) -> list[dict]:
-    from .compat import litert_nodes
+    from evaluation.compat import litert_nodes
 
     interpreter.allocate_tensors()
     return litert_nodes(interpreter)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .budget import Budget, check_optimizer
+from evaluation.proxies.budget import Budget, check_optimizer
 
 FORMAT = "movinas-supernet-1"
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -1,6 +1,6 @@
 """A study's trial as a model to export: its weights (kept from the search, retrained, or fresh)
 and its model card. `movinas export` picks the trial and writes the files with
-`evaluation.export.export_model`; this module decides what weights the files carry and says so.
+`evaluation.deploy.export.export_model`; this module decides what weights the files carry and says so.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .record import LATENCY_MS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
+from evaluation.results.record import LATENCY_MS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 
 WEIGHTS_FILE = "weights.npz"  # a trial folder's kept proxy weights: {variable path: array}
 
@@ -62,7 +62,7 @@ def study_labels(attrs: dict, num_classes: int) -> list[str] | None:
         return [str(n) for n in names]
     dataset = (attrs.get("config") or {}).get("dataset") or {"kind": "synthetic"}
     if dataset.get("kind") == "synthetic":
-        from .datasets.motion import SYNTHETIC_CLASSES
+        from evaluation.datasets.motion import SYNTHETIC_CLASSES
 
         if num_classes <= len(SYNTHETIC_CLASSES):
             return [name for name, _ in SYNTHETIC_CLASSES[:num_classes]]
@@ -119,9 +119,9 @@ def retrain(spec, data_config: dict, proxy: Any, epochs: int, num_classes: int, 
     `training_budget`). `progress(line)` is told what is trained and
     turns on a bar of the epochs (`epoch_bar`). ValueError for a dataset or budget that cannot be
     used, or a failed run."""
-    from .datasets import load_dataset
-    from .evaluator import training_budget
-    from .proxy import train_proxy
+    from evaluation.datasets import load_dataset
+    from evaluation.evaluator import training_budget
+    from evaluation.proxies.train import train_proxy
 
     dataset = load_dataset(data_config, base_dir=base_dir if base_dir is not None else Path.cwd())
     budget = training_budget(proxy, epochs)
@@ -146,7 +146,7 @@ def retrain(spec, data_config: dict, proxy: Any, epochs: int, num_classes: int, 
 
 def model_card(row, attrs: dict, how: str, weights: Weights, paths: dict, num_classes: int) -> str:
     """Markdown: which weights, provenance, architecture, costs, search metrics, files."""
-    from .report import format_value
+    from evaluation.results.report import format_value
 
     spec, number = row["spec"], int(row["number"])
     config = attrs.get("config") or {}
@@ -191,11 +191,25 @@ def model_card(row, attrs: dict, how: str, weights: Weights, paths: dict, num_cl
     return "\n".join(lines)
 
 
+def _supernet_lines(weights: Weights) -> list[str]:
+    """The model card's first paragraph for supernet weights."""
+    d = weights.detail
+    m = d.get("metrics") or {}
+    scores = (f"validation accuracy {m.get(VAL_ACCURACY, float('nan')):.4g}, "
+              f"validation loss {m.get(VAL_LOSS, float('nan')):.4g}")
+    inherited = (f"inherited from the study's supernet (`{d['checkpoint']}`, step {d['step']}), BatchNorm statistics "
+                 f"recalibrated on {d['recalibration_clips']} training clips")
+    if weights.source == "supernet":
+        return [f"Weights: {inherited}, not trained on their own: {scores}. Re-export with `--train-epochs E` to "
+                "fine-tune them first."]
+    return [f"Weights: {inherited}, then fine-tuned for {d['epochs']} epochs with the study's proxy settings: "
+            f"{scores} (inherited, before fine-tuning: validation accuracy "
+            f"{d['inherited_metrics'].get(VAL_ACCURACY, float('nan')):.4g})."]
+
+
 def _weights_lines(weights: Weights, number: int) -> list[str]:
     if weights.source.startswith("supernet"):
-        from .oneshot_export import card_lines
-
-        return card_lines(weights)
+        return _supernet_lines(weights)
     if weights.source == "random":
         return ["> **WARNING: the weights in these files are RANDOMLY INITIALIZED, not trained.** They are fit for "
                 "checking size, speed and conversion, not for predictions. Re-export with `--train-epochs E` to "

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.results.record import ZERO_COST_SCORES
 from search_space import validate
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -106,12 +107,7 @@ def naswot(model, batch: Batch) -> float:
     return float(logdet) if sign > 0 else -math.inf
 
 
-ZERO_COST: dict[str, Callable[[Any, Batch], float]] = {
-    "grad_norm": grad_norm,
-    "snip": snip,
-    "synflow": synflow,
-    "naswot": naswot,
-}
+ZERO_COST: dict[str, Callable[[Any, Batch], float]] = dict(zip(ZERO_COST_SCORES, (grad_norm, snip, synflow, naswot)))
 """Every zero-cost score by name: a function (model, (clips, labels)) -> float, higher is better."""
 
 
@@ -121,9 +117,8 @@ class _watch_activations:
     KINDS = ("swish", "hard_swish", "relu")
 
     def __init__(self, model, record) -> None:
+        from evaluation.compat import all_layers
         from search_space.layers import Act
-
-        from .compat import all_layers
 
         self.layers = [layer for layer in all_layers(model) if isinstance(layer, Act) and layer.kind in self.KINDS]
         self.record = record
@@ -171,10 +166,9 @@ def zero_cost_scores(
     """
     import keras
 
+    from evaluation.compat import seeded
+    from evaluation.proxies.train import input_shape, set_block_scales
     from search_space import build_model, estimate_cost
-
-    from .compat import seeded
-    from .proxy import input_shape, set_block_scales
 
     names = check_names(names)
     validate.integer(batch_size, "batch_size")

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .budget import Budget, learning_rate_at
-from .compat import all_layers, forget_custom_gradients, seeded, set_untracked
-from .record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
+from evaluation.compat import all_layers, forget_custom_gradients, seeded, set_untracked
+from evaluation.proxies.budget import Budget, learning_rate_at
+from evaluation.results.record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 
 __all__ = ["Budget", "PreciseBN", "ProxyResult", "STATUSES", "forget_custom_gradients", "input_shape", "learning_rate_at",
            "seeded", "set_block_scales", "train_proxy"]

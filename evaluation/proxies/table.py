@@ -14,7 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .record import CURVE_METRICS, FINAL_METRICS, TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
+from evaluation.results.record import (
+    CURVE_METRICS,
+    FINAL_METRICS,
+    TRAIN_ACCURACY,
+    TRAIN_LOSS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+    Outcome,
+)
 
 # The reference protocol (docs/proxies.md, "The benchmark table"). Changing it makes a new table.
 PROTOCOL: dict[str, Any] = {
@@ -57,7 +65,7 @@ def export_table(out: str | Path) -> Path:
     import pandas as pd
     from sqlalchemy.pool import NullPool
 
-    from .record import read_trial
+    from evaluation.results.record import read_trial
 
     out = Path(out)
     # no pooled connection outlives a read, even one a Ctrl-C cut short: the generation can then
@@ -158,7 +166,7 @@ def spread(accuracy) -> dict[str, float]:
 def reproducibility(table, seeds_a, seeds_b, metric: str = VAL_ACCURACY, n_boot: int = 2000) -> dict[str, float]:
     """Kendall tau (with a 95% bootstrap interval over architectures) between the rankings given by
     the mean `metric` over `seeds_a` and over `seeds_b`, on the architectures trained at all of them."""
-    from .fidelity import bootstrap_ci, kendall_tau
+    from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau
 
     wanted = set(seeds_a) | set(seeds_b)
     have = table[table["seed"].isin(wanted)].groupby("spec_id")["seed"].nunique()
@@ -224,8 +232,8 @@ class TableScorer:
         self.lookup: TableLookup | None = None
 
     def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):
-        from .proxy import ProxyResult
-        from .record import spec_id
+        from evaluation.proxies.train import ProxyResult
+        from evaluation.results.record import spec_id
 
         if self.lookup is None:
             self.lookup = TableLookup(self.path, self.space_name)

@@ -17,8 +17,8 @@ from typing import Any
 from search_space.cost import COST_NAMES as COSTS  # the one list: the Cost fields
 from search_space.space_schema import OPTIONS as SPEC_OPTIONS  # the ArchSpec options a space may search
 
-from .record import TrialRecord
-from .storage import OpenedStudy, ResultsError, gc_paused, load_study, read_records
+from evaluation.results.record import TrialRecord
+from evaluation.results.storage import OpenedStudy, ResultsError, gc_paused, load_study, read_records
 
 
 def load_results(path_or_storage_url: str | Path, study: str | None = None):
