@@ -18,7 +18,7 @@ import pytest
 # joins the fast set only when all of its tests (bar the named ones) take well under a second or two.
 FAST_MODULES = {
     "test_cli", "test_cli_cost", "test_compat", "test_cost", "test_depthwise", "test_fuzz_config", "test_fuzz_space",
-    "test_fuzz_spec", "test_pareto", "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
+    "test_fuzz_spec", "test_layout", "test_pareto", "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
 }
 SLOW_TESTS = {
     "test_demo_runs_a_real_search_and_writes_the_report",

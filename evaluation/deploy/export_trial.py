@@ -112,19 +112,18 @@ def epoch_bar(epochs: int, desc: str, show: bool = True):
         yield on_epoch
 
 
-def retrain(spec, data_config: dict, proxy: Any, epochs: int, num_classes: int, seed: int = 0,
+def retrain(spec, data_config: dict, budget: Any, num_classes: int, seed: int = 0,
             base_dir: str | Path | None = None, progress=None) -> Weights:
-    """Train `spec` from scratch for `epochs` on the study's dataset (`data_config`, with the
-    spec's sizes filled in) with its proxy's settings (`proxy`: an `evaluation.evaluator` value,
-    `training_budget`). `progress(line)` is told what is trained and
+    """Train `spec` from scratch on the study's dataset (`data_config`, with the spec's sizes filled
+    in) within `budget` (a `Budget`, e.g. `evaluation.evaluator.training_budget` of the study's proxy:
+    its settings for `budget.epochs` epochs). `progress(line)` is told what is trained and
     turns on a bar of the epochs (`epoch_bar`). ValueError for a dataset or budget that cannot be
     used, or a failed run."""
     from evaluation.datasets import load_dataset
-    from evaluation.evaluator import training_budget
     from evaluation.proxies.train import train_proxy
 
+    epochs = budget.epochs
     dataset = load_dataset(data_config, base_dir=base_dir if base_dir is not None else Path.cwd())
-    budget = training_budget(proxy, epochs)
     if dataset.num_classes != num_classes:
         raise ValueError(f"dataset: {dataset.num_classes} classes, the study costed {num_classes}")
     if progress is not None:

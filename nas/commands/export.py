@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 def _weights(args, spec, row, attrs: dict, num_classes: int):
     """The export's weights: retrained with --train-epochs, else those the search kept, else fresh."""
     from evaluation.deploy.export_trial import kept_weights, random_weights, retrain, study_labels
-    from evaluation.evaluator import SupernetProxy, study_proxy
+    from evaluation.evaluator import SupernetProxy, study_proxy, training_budget
 
     config = attrs.get("config") or {}
     seed = int(config.get("seed") or 0)
@@ -195,7 +195,8 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
         from evaluation.oneshot.export import supernet_weights
 
         try:
-            chosen = supernet_weights(spec, proxy, attrs, num_classes, seed, args.train_epochs,
+            budget = None if args.train_epochs is None else training_budget(proxy, args.train_epochs)
+            chosen = supernet_weights(spec, proxy.supernet, attrs, num_classes, seed, budget,
                                       progress=lambda line: print(line, file=sys.stderr))
         except (ValueError, FileNotFoundError) as exc:
             raise UsageError(f"trial {int(row['number'])}: {' '.join(str(exc).split())}") from None
@@ -212,7 +213,7 @@ def _weights(args, spec, row, attrs: dict, num_classes: int):
 
     data_config = dataset_for(config.get("dataset") or {"kind": "synthetic"}, spec)
     try:
-        weights = retrain(spec, data_config, proxy, args.train_epochs, num_classes, seed,
+        weights = retrain(spec, data_config, training_budget(proxy, args.train_epochs), num_classes, seed,
                           progress=lambda line: print(line, file=sys.stderr))
     except (ValueError, FileNotFoundError) as exc:
         raise UsageError(f"--train-epochs: the study's {' '.join(str(exc).split())}") from None
