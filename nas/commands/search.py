@@ -296,7 +296,8 @@ def _run_workers(args: argparse.Namespace, s: Session) -> int:
     if died:
         print(f"movinas search: {'; '.join(died)}; finished trials are kept in {_redacted(s.url)}; "
               f"{RESUME_HINT}", file=sys.stderr)
-        return 1
+        codes = {p.returncode for p in procs}
+        return 2 if codes == {2} else 1  # 2: every worker stopped on the same bad input (e.g. a rejection streak)
     return _finish(s, "timeout" if tally(s.study)[0] < s.config.trials else "budget")
 
 
