@@ -108,14 +108,18 @@ def test_search_leaves_one_file_holding_every_trial(tmp_path, capsys):
     assert finished_in(df) >= reported(capsys.readouterr().err) and no_running(df)
 
 
-def test_a_search_ending_in_an_error_mid_run_keeps_its_trials_in_one_file(tmp_path, capsys):
+@pytest.mark.parametrize("how", ["search", "workers", "worker"])
+def test_a_search_ending_in_an_error_mid_run_keeps_its_trials_in_one_file(tmp_path, capsys, how):
     """Four architectures: once all are costed every sample is a duplicate, and the third
-    rejection in a row ends the search with status 2."""
+    rejection in a row ends the search (each worker, for `--workers`) with status 2."""
     cfg = write_config(tmp_path, "streak", space=TINY_SPACE, trials=50, max_rejected=3)
-    assert main(["search", str(cfg), "--results-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "rejected untrained" in err
-    df = copied_trials(tmp_path / "streak" / "study.db", tmp_path / "copy")
+    db = tmp_path / "streak" / "study.db"
+    argv = {"search": ["search", str(cfg)], "workers": ["search", str(cfg), "--workers", "2"],
+            "worker": ["worker", str(cfg), "--storage", f"sqlite:///{db}"]}[how]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err  # the workers' own lines go to the terminal, not to capsys
+    assert "rejected untrained" in err or how == "workers"
+    df = copied_trials(db, tmp_path / "copy")
     assert (df["state"] == "COMPLETE").sum() == 4 and finished_in(df) >= reported(err)
     assert no_running(df)
 
