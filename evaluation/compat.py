@@ -1,7 +1,7 @@
 """The one door to dependencies' internals: every use of a private Optuna, TensorFlow or Keras API
 lives here, with what it relies on, and tests/test_compat.py fails with a clear message when an
-upgrade breaks one of them. Nothing else in movinas touches a `_private` name of a dependency
-(nas/storage.py and evaluation/results/storage.py still do, for SQLite and RDB internals; see their docs).
+upgrade breaks one of them. Nothing else in movinas touches a `_private` name of a dependency, nor
+reads Optuna's database tables behind its back.
 
 Each function imports its dependency when called, so importing this module loads none of them.
 Checked against Optuna 5.1, TensorFlow 2.21 and Keras 3.15.
@@ -10,7 +10,8 @@ Checked against Optuna 5.1, TensorFlow 2.21 and Keras 3.15.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +51,144 @@ def hypervolume(loss: np.ndarray, reference: np.ndarray) -> float:
     from optuna._hypervolume import compute_hypervolume
 
     return float(compute_hypervolume(loss, reference))
+
+
+def rdb_storage_class() -> type:
+    """A subclass of Optuna's `RDBStorage` that also counts as stale a RUNNING trial that never recorded
+    a heartbeat and started more than `grace_period` seconds ago: its process died (SIGKILL) between
+    creating the trial and starting its heartbeat thread. Optuna skips such trials, so one would stay
+    RUNNING for ever and a worker waiting for the budget's last trials would wait for it for ever.
+
+    Relies on `RDBStorage._get_stale_trial_ids(study_id)`, which `optuna.storages.fail_stale_trials`
+    (run by `Study.optimize` / `ask` with heartbeats on) calls for the trials to fail and retry, and
+    on the RDB models of `optuna.storages._rdb` (`TrialModel.state`, `study_id`, `heartbeats`,
+    `datetime_start`) read in a session of `_create_scoped_session`. There is no public hook."""
+    from datetime import datetime, timedelta
+
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    class SilentTrialsAreStale(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            cutoff = datetime.now() - timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+            with _create_scoped_session(self.scoped_session, True) as session:
+                running = (session.query(models.TrialModel)
+                           .filter(models.TrialModel.state == TrialState.RUNNING)
+                           .filter(models.TrialModel.study_id == study_id).all())
+                silent = [t.trial_id for t in running if not t.heartbeats and t.datetime_start is not None
+                          and t.datetime_start < cutoff]
+            return stale + [t for t in silent if t not in stale]
+
+    return SilentTrialsAreStale
+
+
+def stop_heartbeat_threads() -> None:
+    """Stop the Optuna heartbeat threads of this process. One that a Ctrl-C or SIGTERM left running
+    (it struck between the thread's start and Optuna's `with` block taking charge of it) would keep
+    its trial RUNNING and the process from exiting. Relies on `threading.Thread`'s `_target` /
+    `_args` and on Optuna's `HeartbeatThread._record_heartbeat(trial_id, storage, stop_event)`, the
+    thread's target, stopped by setting its `threading.Event`."""
+    import threading
+
+    for thread in threading.enumerate():
+        if getattr(getattr(thread, "_target", None), "__name__", "") == "_record_heartbeat":
+            for arg in getattr(thread, "_args", ()):
+                if isinstance(arg, threading.Event):
+                    arg.set()
+                    thread.join(timeout=10)
+
+
+class StoredTrial(NamedTuple):
+    """One trial as Optuna's RDB tables hold it, the arguments of `evaluation.results.record.from_attrs`."""
+
+    number: int
+    state: str  # TrialState name
+    user_attrs: dict
+    system_attrs: dict
+    params: dict  # name -> external value (as `FrozenTrial.params`)
+    values: list | None  # objective values of a COMPLETE trial, in objective order
+    datetime_start: Any
+    datetime_complete: Any
+
+
+def sqlite_trials(con, study_name: str) -> list[StoredTrial]:
+    """Every trial of `study_name`, in number order, read from an open `sqlite3` connection to an Optuna
+    database in a few set-based queries (Optuna's `get_trials` loads each trial's rows separately,
+    several times slower on thousands of trials). Relies on Optuna's RDB schema (version 12 of
+    Optuna 3-5): tables `studies`, `trials`, `trial_params` (`param_value` internal, `distribution_json`),
+    `trial_values` (`objective`, `value`, `value_type` "FINITE" / "INF_POS" / "INF_NEG"),
+    `trial_user_attributes` and `trial_system_attributes` (`value_json`), datetimes in ISO text."""
+    import datetime
+    import json
+
+    (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study_name,)).fetchone()
+    trials = con.execute("SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+                         "WHERE study_id = ? ORDER BY number", (study_id,)).fetchall()
+    # the rows of the study's trials, scanning each table in row order (a CROSS JOIN keeps SQLite
+    # from looking each trial's rows up through an index instead, slower and in another order);
+    # no join at all where the storage holds this study alone (a results folder)
+    (studies,) = con.execute("SELECT count(*) FROM studies").fetchone()
+    where = "" if studies == 1 else "CROSS JOIN trials t ON x.trial_id = t.trial_id WHERE t.study_id = ?"
+    args = () if studies == 1 else (study_id,)
+
+    def select(columns: str, table: str, order: str = ""):
+        return con.execute(f"SELECT {columns} FROM {table} x {where} {order}", args)
+
+    def grouped(columns: str, table: str) -> dict:
+        out: dict = {}
+        for row in select(f"x.trial_id, {columns}", table):
+            out.setdefault(row[0], []).append(row[1:])
+        return out
+
+    inf = {"INF_POS": math.inf, "INF_NEG": -math.inf}
+    params = _sqlite_params(select)
+    values = grouped("x.objective, x.value, x.value_type", "trial_values")
+    user = grouped("x.key, x.value_json", "trial_user_attributes")
+    system = grouped("x.key, x.value_json", "trial_system_attributes")
+    when = datetime.datetime.fromisoformat
+    out = []
+    for trial_id, number, state, start, complete in trials:
+        vals = sorted(values.get(trial_id, ()))
+        out.append(StoredTrial(
+            number, state, {k: json.loads(v) for k, v in user.get(trial_id, ())},
+            {k: json.loads(v) for k, v in system.get(trial_id, ())}, params.get(trial_id, {}),
+            [inf.get(kind, v) for _, v, kind in vals] if vals and state == "COMPLETE" else None,
+            when(start) if start else None, when(complete) if complete else None))
+    return out
+
+
+def _sqlite_params(select) -> dict:
+    """{trial_id: {name: external value}} from trial_params (over half a million rows in a study
+    of 5,000 trials of the paper space). A name has one distribution in every trial but in rare
+    dynamic spaces: it is then read once a name, not once a row."""
+    from optuna.distributions import json_to_distribution
+
+    pairs = select("DISTINCT x.param_name, x.distribution_json", "trial_params").fetchall()
+    order = "ORDER BY x.param_id"  # Optuna's order of a trial's parameters (the scan's: no sorting)
+    out: dict = {}
+    if len(dict(pairs)) < len(pairs):  # a name with several distributions: each row's own
+        seen: dict = {}
+        for trial_id, name, value, text in select("x.trial_id, x.param_name, x.param_value, x.distribution_json",
+                                                  "trial_params", order):
+            if (text, value) not in seen:
+                seen[text, value] = json_to_distribution(text).to_external_repr(value)
+            out.setdefault(trial_id, {})[name] = seen[text, value]
+        return out
+    distribution = dict(pairs)
+    external: dict = {name: {} for name in distribution}  # name -> {internal: external}, a few each
+    for trial_id, name, value in select("x.trial_id, x.param_name, x.param_value", "trial_params", order):
+        try:
+            found = external[name][value]
+        except KeyError:  # the first of this value (or NaN, never equal to itself)
+            found = external[name][value] = json_to_distribution(distribution[name]).to_external_repr(value)
+        try:
+            out[trial_id][name] = found
+        except KeyError:
+            out[trial_id] = {name: found}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,6 +260,16 @@ def seeded(seed: int):
 KERAS_SEED_KEYS = ("global_random_seed", "global_seed_generator")  # what keras.utils.set_random_seed sets
 
 
+def freeze(function: Any) -> Any:
+    """The concrete `tf.function` `function` with every variable it reads turned into a constant (same
+    inputs and outputs, flattened). Relies on
+    `tensorflow.python.framework.convert_to_constants.convert_variables_to_constants_v2`, which the
+    TFLite converter itself uses; TensorFlow 2 has no public API for it."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    return convert_variables_to_constants_v2(function)
+
+
 def onednn_enabled() -> bool:
     """Whether this process runs TensorFlow's oneDNN CPU kernels (decided once, at start-up, by the CPU
     and `TF_ENABLE_ONEDNN_OPTS`). Relies on `tensorflow.python.util._pywrap_util_port.IsMklEnabled`,
@@ -161,5 +310,6 @@ def litert_nodes(interpreter: Any) -> list[dict]:
     return interpreter._get_ops_details()
 
 
-__all__ = ["all_layers", "custom_gradient_registry", "forget_custom_gradients", "hypervolume", "litert_nodes", "onednn_enabled", "pareto_front_mask",
-           "OPTUNA_CONSTRAINTS_KEY", "seeded", "set_untracked", "trial_id"]
+__all__ = ["OPTUNA_CONSTRAINTS_KEY", "StoredTrial", "all_layers", "custom_gradient_registry", "forget_custom_gradients",
+           "freeze", "hypervolume", "litert_nodes", "onednn_enabled", "pareto_front_mask", "rdb_storage_class",
+           "seeded", "set_untracked", "sqlite_trials", "stop_heartbeat_threads", "trial_id"]

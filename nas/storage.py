@@ -27,6 +27,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from evaluation.compat import rdb_storage_class, stop_heartbeat_threads
 from evaluation.results.storage import normalize_url, redact, sqlite_path  # the one definition of each
 
 from .config import Heartbeat
@@ -87,30 +88,10 @@ def open_storage(url: str, heartbeat: Heartbeat | None = None):
 
 
 def _storage_class():
-    """Optuna's RDBStorage, which checkpoints a SQLite WAL before each new trial (`checkpoint`), and
-    also counts as stale a RUNNING trial that never recorded a heartbeat
-    and started more than `grace_period` seconds ago: its process died (SIGKILL) between creating
-    the trial and starting its heartbeat thread. Optuna skips such trials, so one would stay RUNNING
-    for ever and a worker waiting for the budget's last trials would wait for it for ever."""
-    from datetime import datetime, timedelta
-
-    import optuna
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-    from optuna.trial import TrialState
-
-    class Storage(optuna.storages.RDBStorage):
-        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-            stale = super()._get_stale_trial_ids(study_id)
-            cutoff = datetime.now() - timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
-            with _create_scoped_session(self.scoped_session, True) as session:
-                running = (session.query(models.TrialModel)
-                           .filter(models.TrialModel.state == TrialState.RUNNING)
-                           .filter(models.TrialModel.study_id == study_id).all())
-                silent = [t.trial_id for t in running if not t.heartbeats and t.datetime_start is not None
-                          and t.datetime_start < cutoff]
-            return stale + [t for t in silent if t not in stale]
-
+    """Optuna's RDBStorage that also fails trials whose process died before their first heartbeat
+    (`evaluation.compat.rdb_storage_class`), and checkpoints a SQLite WAL before each new trial
+    (`checkpoint`)."""
+    class Storage(rdb_storage_class()):
         def create_new_trial(self, study_id: int, template_trial=None) -> int:
             # before a trial starts rather than as one finishes: Optuna's tell turns a Ctrl-C or
             # SIGTERM arriving in its storage calls into an UnboundLocalError (Optuna 5.1)
@@ -154,18 +135,9 @@ def _fast_sqlite(engine) -> None:
 
 
 def stop_heartbeats() -> None:
-    """Stop the Optuna heartbeat threads of this process. One that a Ctrl-C or SIGTERM left running
-    (it struck between the thread's start and Optuna's `with` block taking charge of it) would keep
-    its trial RUNNING and the process from exiting. Relies on `threading.Thread`'s `_target` /
-    `_args` and on Optuna's `HeartbeatThread._record_heartbeat(trial_id, storage, stop_event)`."""
-    import threading
-
-    for thread in threading.enumerate():
-        if getattr(getattr(thread, "_target", None), "__name__", "") == "_record_heartbeat":
-            for arg in getattr(thread, "_args", ()):
-                if isinstance(arg, threading.Event):
-                    arg.set()
-                    thread.join(timeout=10)
+    """Stop the Optuna heartbeat threads of this process (`evaluation.compat.stop_heartbeat_threads`):
+    one that a Ctrl-C or SIGTERM left running would keep its trial RUNNING and the process from exiting."""
+    stop_heartbeat_threads()
 
 
 def release_sqlite(*storages, wait: float = RELEASE_WAIT) -> bool:

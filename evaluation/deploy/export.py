@@ -331,7 +331,8 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
     names). Built-in TFLite ops only, so the file runs in the plain LiteRT interpreter.
     """
     import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from evaluation.compat import freeze
 
     precision = precision or ("int8" if representative is not None else "float")
     if precision not in PRECISIONS:
@@ -348,7 +349,7 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
         return dict(model(features))
 
     traced = serve.get_concrete_function()
-    frozen = convert_variables_to_constants_v2(traced)
+    frozen = freeze(traced)
 
     @tf.function(input_signature=[inputs])
     def serve_frozen(features):  # the frozen graph takes the flattened dict (sorted names)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import sqlite3
 import time
@@ -268,76 +267,12 @@ def gc_paused():
 
 
 def _records(con, study_name: str) -> list:
-    import datetime
-    import json
-
+    from evaluation.compat import sqlite_trials
     from evaluation.results.record import from_attrs
 
-    (study_id,) = con.execute("SELECT study_id FROM studies WHERE study_name = ?", (study_name,)).fetchone()
-    trials = con.execute("SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
-                         "WHERE study_id = ? ORDER BY number", (study_id,)).fetchall()
-    # the rows of the study's trials, scanning each table in row order (a CROSS JOIN keeps SQLite
-    # from looking each trial's rows up through an index instead, slower and in another order);
-    # no join at all where the storage holds this study alone (a results folder)
-    (studies,) = con.execute("SELECT count(*) FROM studies").fetchone()
-    where = "" if studies == 1 else "CROSS JOIN trials t ON x.trial_id = t.trial_id WHERE t.study_id = ?"
-    args = () if studies == 1 else (study_id,)
-
-    def select(columns: str, table: str, order: str = ""):
-        return con.execute(f"SELECT {columns} FROM {table} x {where} {order}", args)
-
-    def grouped(columns: str, table: str) -> dict:
-        out: dict = {}
-        for row in select(f"x.trial_id, {columns}", table):
-            out.setdefault(row[0], []).append(row[1:])
-        return out
-
-    inf = {"INF_POS": math.inf, "INF_NEG": -math.inf}
-    params = _params(select)
-    values = grouped("x.objective, x.value, x.value_type", "trial_values")
-    user = grouped("x.key, x.value_json", "trial_user_attributes")
-    system = grouped("x.key, x.value_json", "trial_system_attributes")
-    when = datetime.datetime.fromisoformat
-    records = []
-    for trial_id, number, state, start, complete in trials:
-        vals = sorted(values.get(trial_id, ()))
-        records.append(from_attrs(
-            number, state, {k: json.loads(v) for k, v in user.get(trial_id, ())},
-            {k: json.loads(v) for k, v in system.get(trial_id, ())}, params=params.get(trial_id, {}),
-            values=[inf.get(kind, v) for _, v, kind in vals] if vals and state == "COMPLETE" else None,
-            datetime_start=when(start) if start else None, datetime_complete=when(complete) if complete else None))
-    return records
-
-
-def _params(select) -> dict:
-    """{trial_id: {name: external value}} from trial_params (over half a million rows in a study
-    of 5,000 trials of the paper space). A name has one distribution in every trial but in rare
-    dynamic spaces: it is then read once a name, not once a row."""
-    from optuna.distributions import json_to_distribution
-
-    pairs = select("DISTINCT x.param_name, x.distribution_json", "trial_params").fetchall()
-    order = "ORDER BY x.param_id"  # Optuna's order of a trial's parameters (the scan's: no sorting)
-    out: dict = {}
-    if len(dict(pairs)) < len(pairs):  # a name with several distributions: each row's own
-        seen: dict = {}
-        for trial_id, name, value, text in select("x.trial_id, x.param_name, x.param_value, x.distribution_json",
-                                                  "trial_params", order):
-            if (text, value) not in seen:
-                seen[text, value] = json_to_distribution(text).to_external_repr(value)
-            out.setdefault(trial_id, {})[name] = seen[text, value]
-        return out
-    distribution = dict(pairs)
-    external: dict = {name: {} for name in distribution}  # name -> {internal: external}, a few each
-    for trial_id, name, value in select("x.trial_id, x.param_name, x.param_value", "trial_params", order):
-        try:
-            found = external[name][value]
-        except KeyError:  # the first of this value (or NaN, never equal to itself)
-            found = external[name][value] = json_to_distribution(distribution[name]).to_external_repr(value)
-        try:
-            out[trial_id][name] = found
-        except KeyError:
-            out[trial_id] = {name: found}
-    return out
+    return [from_attrs(t.number, t.state, t.user_attrs, t.system_attrs, params=t.params, values=t.values,
+                       datetime_start=t.datetime_start, datetime_complete=t.datetime_complete)
+            for t in sqlite_trials(con, study_name)]
 
 
 def _objectives_from_study(study) -> list[dict]:
