@@ -33,7 +33,7 @@ ZERO_COST = tuple(_ZERO_COST)  # grad_norm, snip, synflow, naswot: all higher-is
 MAXIMIZED_BY_DEFAULT = MAXIMIZED  # evaluation.results.pareto's: the names higher is better for
 OBJECTIVE_NAMES = (*TRAINED, *COSTS, *MEASURED, *ZERO_COST)
 SAMPLERS = ("tpe", "nsga2", "nsga3", "random", "grid", "gp")
-RULES = ("off", "dominated", "halving")
+RULES = ("off", "dominated", "halving", "mo-asha")
 GRID_LIMIT = 100_000  # larger grids take too long to enumerate and never finish anyway
 
 
@@ -58,11 +58,12 @@ class SamplerConfig:
 class EarlyStopping:
     """Stops proxy training of a trial that cannot reach the front (see docs/search.md)."""
 
-    rule: str = "dominated"  # off | dominated | halving
+    rule: str = "dominated"  # off | dominated | halving | mo-asha
     margin: float = 0.0  # dominated: the better trial must lead by more than this
     keep: float = 0.5  # halving: fraction of completed trials a trial must stay within
-    min_epoch: int = 1  # never stop before this epoch has been evaluated
-    min_trials: int = 3  # halving: completed trials needed at an epoch before it may stop anything
+    min_epoch: int = 1  # never stop before this epoch has been evaluated; mo-asha: the first rung
+    min_trials: int = 3  # halving: completed trials needed at an epoch (mo-asha: others at a rung) to stop any
+    eta: int = 3  # mo-asha: rungs at min_epoch * eta**k epochs, the best 1/eta of a rung go on
 
 
 @dataclass(frozen=True)
@@ -321,13 +322,11 @@ def _space(value: Any, base: Path) -> Any:
 def _dataset(value: Any) -> dict:
     """The kind and field names are checked here (a cost-only search never loads its dataset); the
     values when the dataset is loaded (`evaluation.datasets.load_dataset`)."""
-    import inspect
-
-    from evaluation.datasets.config import DATASET_KINDS  # numpy only at import
+    from evaluation.datasets.config import DATASET_KINDS, dataset_fields  # numpy only at import
 
     value = v.mapping(_mapping(value, "dataset"), "dataset", required=("kind",), error=UsageError)
     kind = v.choice(value.get("kind"), "dataset.kind", DATASET_KINDS, error=UsageError)
-    v.mapping(value, "dataset", ("kind", *inspect.signature(DATASET_KINDS[kind]).parameters), error=UsageError)
+    v.mapping(value, "dataset", ("kind", *dataset_fields(kind)), error=UsageError)
     for key in SPEC_SIZED:
         x = value.get(key)
         if isinstance(x, str) and x != "spec":
@@ -414,6 +413,7 @@ def _early_stopping(data: dict) -> EarlyStopping:
         keep=_number(value.get("keep", d.keep), "early_stopping.keep", 0.0, 1.0),
         min_epoch=_int(value.get("min_epoch", d.min_epoch), "early_stopping.min_epoch"),
         min_trials=_int(value.get("min_trials", d.min_trials), "early_stopping.min_trials"),
+        eta=_int(value.get("eta", d.eta), "early_stopping.eta", lo=2),
     )
 
 

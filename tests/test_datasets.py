@@ -187,7 +187,7 @@ def test_load_dataset_maps_a_yaml_dict_onto_synthetic():
     config = {"kind": "synthetic", **SMALL, "noise": 0.05, "seed": 0}
     ds = load_dataset(config)
     assert np.array_equal(ds.train.x, synthetic(**SMALL, noise=0.05, seed=0).train.x)
-    assert set(DATASET_KINDS) == {"synthetic", "graded", "video_folder"}
+    assert set(DATASET_KINDS) == {"synthetic", "graded", "video_folder", "split_list", "hmdb51", "kinetics_csv"}
 
 
 def test_load_dataset_names_a_misspelled_field_and_the_allowed_ones():
