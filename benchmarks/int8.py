@@ -95,7 +95,7 @@ def accuracy() -> None:
 
     from evaluation import load_results
     from evaluation.datasets import load_dataset
-    from evaluation.deploy.export import export_model, load_tflite
+    from evaluation.deploy.export import ExportOptions, export_model, load_tflite
     from evaluation.proxies.train import Budget, train_proxy
     from nas.config import dataset_for
 
@@ -113,7 +113,7 @@ def accuracy() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_model(spec, result.model, tmp, formats=("tflite", "tflite-int8"),
                              representative=data.train.x[::max(1, len(data.train.x) // 32)][:32],
-                             num_classes=data.num_classes)
+                             options=ExportOptions(num_classes=data.num_classes))
         acc, top1 = {}, {}
         for key in ("tflite", "tflite-int8"):
             runner = load_tflite(paths[key])

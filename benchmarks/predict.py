@@ -47,7 +47,7 @@ def proc_mb(field: str) -> float:
 
 
 def child(export_dir: str, video: str, backend: str) -> None:
-    from evaluation.deploy.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import Updates, load_for_inference, predict_video
 
     t0 = time.perf_counter()
     model = load_for_inference(export_dir, stream=True, backend=backend)
@@ -62,7 +62,7 @@ def child(export_dir: str, video: str, backend: str) -> None:
         if pred.frames_seen == 10:
             rss_at_10.append(proc_mb("VmRSS"))
 
-    pred = predict_video(model, video, stream=True, every=1, on_update=on_update)
+    pred = predict_video(model, video, stream=True, updates=Updates(1, on_update))
     peak_mb = proc_mb("VmHWM")
     end_mb = proc_mb("VmRSS")
     gaps = 1000 * np.diff(stamps[9:])

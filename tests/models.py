@@ -34,7 +34,7 @@ def exported_small_stream(out, formats, clips_per_class: int, frames: int, class
     """`small_causal_spec` built, randomized and exported as a stream model with `formats`, calibrated
     on synthetic clips of `frames` frames; returns (model, export paths, the dataset)."""
     from evaluation import synthetic
-    from evaluation.deploy.export import export_model
+    from evaluation.deploy.export import ExportOptions, export_model
     from search_space.builder import build_model
 
     spec = small_causal_spec()
@@ -42,5 +42,5 @@ def exported_small_stream(out, formats, clips_per_class: int, frames: int, class
     randomize(model, 0)
     data = synthetic(num_classes=4, clips_per_class=clips_per_class, frames=frames, resolution=32, seed=1)
     paths = export_model(spec, model, out, formats=formats, stream=True, representative=data.train.x,
-                         num_classes=classes, **options)
+                         options=ExportOptions(num_classes=classes, **options))
     return model, paths, data

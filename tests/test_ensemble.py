@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evaluation.deploy.ensemble import StreamEnsemble, ensemble_logits, split_frames
-from evaluation.deploy.predict import StreamSession, predict_video, softmax_top_k
+from evaluation.deploy.predict import Sampling, StreamSession, predict_video, softmax_top_k
 from tests.models import randomize, small_causal_spec
 
 
@@ -72,7 +72,7 @@ def test_stream_ensemble_alternates_frames_and_matches_the_clip_ensemble(models,
 def test_predict_video_ensemble_in_clip_and_stream_mode(models, clip):
     expected = ensemble_logits(models["a"], models["b"], clip)[0]
     frames = clip[0]
-    clip_pred = predict_video(models["a"], frames, ensemble=models["b"], resolution=32)
+    clip_pred = predict_video(models["a"], frames, ensemble=models["b"], sampling=Sampling(resolution=32))
     stream_pred = predict_video(models["a_stream"], frames, ensemble=models["b_stream"], stream=True)
     np.testing.assert_allclose(clip_pred.logits, expected, atol=1e-5)
     np.testing.assert_allclose(stream_pred.logits, expected, atol=1e-4)

@@ -9,7 +9,7 @@ import pytest
 import scipy.stats
 
 from evaluation.datasets import synthetic
-from evaluation.proxies.fidelity import kendall_tau, parse_proxy, rank_fidelity, spearman_rho
+from evaluation.proxies.fidelity import kendall_tau, parse_proxy, rank_fidelity, spearman_rho, write_fidelity
 from nas.cli import main
 from search_space.space import SearchSpace
 
@@ -56,7 +56,7 @@ def test_proxy_names_parse_and_bad_ones_name_the_allowed_forms():
 
 def test_rank_fidelity_reports_every_proxy_with_params_and_macs_baselines(tiny_data, tmp_path):
     space = SearchSpace.from_yaml("small")
-    result = rank_fidelity(space, tiny_data, n=4, cheap="synflow", reference="naswot", seed=1, out=tmp_path)
+    result = write_fidelity(rank_fidelity(space, tiny_data, n=4, cheap="synflow", reference="naswot", seed=1), tmp_path)
     assert list(result.correlations["proxy"]) == ["synflow", "params", "macs"]
     assert len(result.table) == 4 and {"synflow", "naswot", "params", "macs", "spec"} <= set(result.table)
     params = result.table["params"].to_numpy()

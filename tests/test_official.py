@@ -213,7 +213,7 @@ def test_savedmodel_that_is_not_movinet_is_refused(tmp_path):
 @pytest.mark.slow
 def test_import_writes_an_export_folder_that_predicts_like_the_official_model(files, official_logits, tmp_path,
                                                                              capsys):
-    from evaluation.deploy.predict import predict_video
+    from evaluation.deploy.predict import Sampling, predict_video
 
     out = tmp_path / "a0-stream"
     assert main(["import", str(files["a0-stream"] / "saved_model"), "--out", str(out)]) == 0
@@ -221,7 +221,7 @@ def test_import_writes_an_export_folder_that_predicts_like_the_official_model(fi
         assert (out / name).exists() and name in capsys.readouterr().out + name
     assert "released MoViNet A0 stream" in (out / "model_card.md").read_text()
     video = W.clip(FRAMES, SIZE)[0]
-    clip = predict_video(out, video, resolution=SIZE, top_k=3)
+    clip = predict_video(out, video, sampling=Sampling(resolution=SIZE), top_k=3)
     assert gap(clip.logits, official_logits["files/a0-stream/clip"][0]) <= TOLERANCE
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from evaluation.datasets import read_video, write_video
 from evaluation.deploy.export import export_model
-from evaluation.deploy.predict import load_for_inference, predict_video, read_labels
+from evaluation.deploy.predict import Sampling, Updates, load_for_inference, predict_video, read_labels
 from nas.cli import main
 from tests.models import randomize, small_causal_spec
 
@@ -81,7 +81,7 @@ def test_stream_reports_running_top1_every_n_frames(work, capsys):
     assert re.fullmatch(r"frame 3: (.+)  [01]\.\d{4}", lines[0])
     assert [LINE.match(line)[1] for line in lines[2:]] == ["1", "2"]
     updates = []
-    predict_video(work["model"], work["videos"]["avi"], stream=True, every=3, on_update=updates.append)
+    predict_video(work["model"], work["videos"]["avi"], stream=True, updates=Updates(3, updates.append))
     assert [u.frames_seen for u in updates] == [3, 6]
     assert lines[0] == f"frame 3: {updates[0].top_k[0][0]}  {updates[0].top_k[0][1]:.4f}"
 
@@ -93,7 +93,7 @@ def test_keras_and_tflite_classify_every_frame_of_a_long_video_alike(work, capsy
     preds = {b: predict_video(load_for_inference(root / "long", backend=b), video) for b in ("keras", "tflite")}
     assert preds["keras"].frames_seen == preds["tflite"].frames_seen == 64
     np.testing.assert_allclose(preds["tflite"].logits, preds["keras"].logits, atol=1e-4)
-    first_8 = predict_video(load_for_inference(root / "long", backend="keras"), video, frames=8)
+    first_8 = predict_video(load_for_inference(root / "long", backend="keras"), video, sampling=Sampling(frames=8))
     assert np.abs(first_8.logits - preds["keras"].logits).max() > 1e-3  # the later frames count
     tops = {}
     for backend in ("keras", "tflite"):
@@ -105,8 +105,8 @@ def test_keras_and_tflite_classify_every_frame_of_a_long_video_alike(work, capsy
 
 def test_fps_sampling_is_the_same_in_clip_and_stream_mode(work, tmp_path):
     path = write_video(tmp_path / "long.mp4", moving_frames(16, seed=1), fps=25)
-    clip = predict_video(work["model"], path, fps=12.5)
-    stream = predict_video(work["model"], path, fps=12.5, stream=True)
+    clip = predict_video(work["model"], path, sampling=Sampling(fps=12.5))
+    stream = predict_video(work["model"], path, sampling=Sampling(fps=12.5), stream=True)
     assert clip.frames_seen == stream.frames_seen == 8
     np.testing.assert_allclose(stream.logits, clip.logits, atol=1e-4)
 
@@ -155,7 +155,7 @@ def test_tf_hub_style_savedmodel_is_accepted(work, tmp_path):
     hub = Hub()
     tf.saved_model.save(hub, str(tmp_path / "hub"), signatures={"serving_default": hub.serve})
     video = work["videos"]["avi"]
-    pred = predict_video(str(tmp_path / "hub"), video, labels=LABELS, resolution=32)
+    pred = predict_video(str(tmp_path / "hub"), video, labels=LABELS, sampling=Sampling(resolution=32))
     np.testing.assert_allclose(pred.logits, predict_video(work["model"], video).logits, atol=1e-5)
     assert pred.top_k[0][0] in LABELS
 
@@ -181,7 +181,7 @@ def test_kinetics600_labels_ship_with_movinas_for_any_600_class_model(work, caps
         code, lines, err = run_cli(capsys, source, video, "--labels", "kinetics600", "--top-k", "3",
                                    "--resolution", "32")
         assert code == 0, err
-        top = predict_video(load_for_inference(source), video, resolution=32, top_k=3).top_k
+        top = predict_video(load_for_inference(source), video, sampling=Sampling(resolution=32), top_k=3).top_k
         assert [LINE.match(line).group(2) for line in lines] == [names[int(label[6:])] for label, _ in top]
     code, _, err = run_cli(capsys, work["root"] / "exported", video, "--labels", "kinetics600")
     assert code == 2 and "600 lines, but the model has 5 classes" in err

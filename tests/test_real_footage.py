@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from evaluation.datasets import read_video, video_folder
-from evaluation.deploy.export import export_model
-from evaluation.deploy.predict import load_for_inference, predict_video
+from evaluation.deploy.export import ExportOptions, export_model
+from evaluation.deploy.predict import Sampling, load_for_inference, predict_video
 from tests.models import randomize, small_causal_spec
 
 VIDEOS = {"bigbuckbunny.mp4": (720, 1280), "bikes.mp4": (272, 640), "carphone_pristine.mp4": (144, 176)}
@@ -56,7 +56,8 @@ def exported(tmp_path_factory):
     model = build_model(spec, num_classes=len(LABELS))
     randomize(model, 2)
     out = tmp_path_factory.mktemp("real")
-    export_model(spec, model, out, formats=("yaml", "keras", "tflite"), stream=True, labels=LABELS, resolution=32)
+    export_model(spec, model, out, formats=("yaml", "keras", "tflite"), stream=True, labels=LABELS,
+                 options=ExportOptions(resolution=32))
     return out
 
 
@@ -64,11 +65,11 @@ def exported(tmp_path_factory):
 def test_predict_gives_the_same_top_k_in_clip_keras_stream_and_tflite_stream(footage, exported, name):
     video = footage / name
     runs = {
-        "clip": predict_video(load_for_inference(exported, backend="keras"), video, fps=10, top_k=3),
+        "clip": predict_video(load_for_inference(exported, backend="keras"), video, sampling=Sampling(fps=10), top_k=3),
         "keras stream": predict_video(load_for_inference(exported, stream=True, backend="keras"), video,
-                                      stream=True, fps=10, top_k=3),
+                                      stream=True, sampling=Sampling(fps=10), top_k=3),
         "tflite stream": predict_video(load_for_inference(exported, stream=True, backend="tflite"), video,
-                                       stream=True, fps=10, top_k=3),
+                                       stream=True, sampling=Sampling(fps=10), top_k=3),
     }
     clip = runs.pop("clip")
     assert clip.frames_seen == len(read_video(video, resolution=32, fps=10)) > 8

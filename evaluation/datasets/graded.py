@@ -22,9 +22,11 @@ from .motion import (
     blend,
     blend_actors,
     disc_mask,
+    distractor_tracks,
+    draw_distractors,
     draw_uniform,
     hsv_to_rgb,
-    noise_offsets,
+    render_scene,
 )
 
 # (name, what moves): the first `num_classes` entries are used, in this order.
@@ -63,9 +65,8 @@ ORDER_GAP = 4  # frames between the two events at least: more than one 3-frame k
 OSC_AMPLITUDE, OSC_PERIOD = (0.06, 0.10), (3.5, 5.0)
 TURN_SPEED = (0.04, 0.08)
 TURN_AT = 2 / 3  # the turn happens at frame round(TURN_AT * (frames - 1))
-DISTRACTOR_RADIUS, DISTRACTOR_SPEED = (0.04, 0.08), (0.0, 0.05)
 TEXTURE = 0.08  # amplitude of each of the background's three periodic texture waves
-_CHUNK_PIXELS = 1 << 16
+# distractors: motion.py's (`draw_distractors`)
 
 
 def graded(
@@ -106,65 +107,67 @@ def graded(
 
 def render_graded(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.random.Generator) -> np.ndarray:
     """Clips [N, T, H, W, 3] float32 in [0, 1] for class indices `labels`, drawing from `rng`."""
-    n = len(labels)
-    scene = _scene(labels, frames, res, level, rng)
-    frame_size = res * res * 3
-    if level.noise > 0:
-        bank_size = min(n * frames * frame_size, 1 << 20)
-        bank = rng.standard_normal(bank_size, dtype=np.float32) * np.float32(level.noise)
-        offsets = noise_offsets(n * frames, frame_size, bank_size, rng)
-    out = np.empty((n, frames, res, res, 3), np.float32)
-    step = max(1, _CHUNK_PIXELS // (frames * res * res))
-    for s in range(0, n, step):
-        part = out[s : s + step]
-        _render_chunk({k: v[s : s + step] for k, v in scene.items()}, res, part)
-        if level.noise > 0:
-            flat = part.reshape(-1, frame_size)
-            for i, o in enumerate(offsets[s * frames : s * frames + len(flat)]):
-                flat[i] += bank[o : o + frame_size]
-        np.clip(part, 0.0, 1.0, out=part)
-    return out
+    return render_scene(_scene(labels, frames, res, level, rng), res, _render_chunk, level.noise, rng)
 
 
 def _scene(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.random.Generator) -> dict:
     """Per-clip, per-frame actor state, camera track, colours and distractor tracks. Every clip
     draws the same random numbers in the same order whatever its class."""
     n, t = len(labels), np.arange(frames, dtype=np.float64)
-    nd = level.distractors
-    x0, y0 = rng.uniform(0, res, n), rng.uniform(0, res, n)
-    angle = rng.uniform(0, 2 * np.pi, n)
-    size = np.exp(rng.uniform(np.log(SIZE[0] * res), np.log(SIZE[1] * res), n))
-    shape = rng.integers(0, len(SHAPES), n)
-    colour = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
-    slow, fast = draw_uniform(rng, SLOW, n, res), draw_uniform(rng, FAST, n, res)
-    jitter = rng.uniform(-JITTER, JITTER, n)
-    hop = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
-    pairs = np.array([(a, b) for a in range(frames) for b in range(a + ORDER_GAP, frames)])
-    hop_t = pairs[rng.integers(0, len(pairs), n)]
-    osc_axis = rng.uniform(0, 2 * np.pi, n)
-    osc_amp = draw_uniform(rng, OSC_AMPLITUDE, n, res)
-    osc_period = draw_uniform(rng, OSC_PERIOD, n)
-    osc_phase = rng.uniform(0, 2 * np.pi, n)
-    osc_start = rng.uniform(0, 1, n) * (frames - 1 - osc_period)
-    heading = rng.uniform(0, 2 * np.pi, n)
-    turn_speed = draw_uniform(rng, TURN_SPEED, n, res)
-    cam_speed = rng.uniform(0, level.camera * res, n)
-    cam_heading = rng.uniform(0, 2 * np.pi, n)
-    background = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.15, 0.4, n))
-    waves = rng.integers(-3, 4, (n, 3, 2))
-    waves[(waves == 0).all(-1)] = (1, 2)  # no constant wave
-    wave_phase = rng.uniform(0, 2 * np.pi, (n, 3))
-    wave_amp = rng.uniform(-TEXTURE, TEXTURE, (n, 3, 3))  # [clip, wave, channel]
-    d_pos = rng.uniform(0, res, (n, nd, 1, 2))
-    d_heading = rng.uniform(0, 2 * np.pi, (n, nd))
-    d_speed = draw_uniform(rng, DISTRACTOR_SPEED, n * nd, res).reshape(n, nd)
-    d_radius = draw_uniform(rng, DISTRACTOR_RADIUS, n * nd, res).reshape(n, nd)
-    d_grey = rng.uniform(0.3, 0.8, (n, nd))
+    d = _draws(n, frames, res, level, rng)
+    others = draw_distractors(rng, n, level.distractors, res)
+    dx, dy = _actor_path(labels, d, t)
+    cam = d["cam_speed"][:, None, None] * np.stack([np.cos(d["cam_heading"]), np.sin(d["cam_heading"])], -1)[:, None] * t[:, None]
+    d_track = distractor_tracks(others, t) + cam[:, None]  # [n, D, T, 2]
+    f32 = np.float32
+    return {
+        "cx": (d["x0"][:, None] + dx + cam[..., 0]).astype(f32), "cy": (d["y0"][:, None] + dy + cam[..., 1]).astype(f32),
+        "angle": np.repeat(d["angle"][:, None], frames, 1).astype(f32),
+        "size": np.repeat(d["size"][:, None], frames, 1).astype(f32),
+        "shape": d["shape"], "colour": d["colour"].astype(f32), "background": d["background"].astype(f32),
+        "cam": cam.astype(f32), "waves": d["waves"].astype(f32), "wave_phase": d["wave_phase"].astype(f32),
+        "wave_amp": d["wave_amp"].astype(f32),
+        "d_x": d_track[..., 0].astype(f32), "d_y": d_track[..., 1].astype(f32),
+        "d_radius": others["radius"].astype(f32), "d_grey": others["grey"].astype(f32),
+    }  # fmt: skip
 
-    dx, dy = np.zeros((n, frames)), np.zeros((n, frames))  # actor displacement from its start
+
+def _draws(n: int, frames: int, res: int, level: Level, rng: np.random.Generator) -> dict:
+    """The actor's, the camera's and the background's random draws of `n` clips, in their fixed order."""
+    d = {"x0": rng.uniform(0, res, n), "y0": rng.uniform(0, res, n), "angle": rng.uniform(0, 2 * np.pi, n),
+         "size": np.exp(rng.uniform(np.log(SIZE[0] * res), np.log(SIZE[1] * res), n)),
+         "shape": rng.integers(0, len(SHAPES), n)}
+    d["colour"] = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
+    d["slow"], d["fast"] = draw_uniform(rng, SLOW, n, res), draw_uniform(rng, FAST, n, res)
+    d["jitter"] = rng.uniform(-JITTER, JITTER, n)
+    d["hop"] = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
+    pairs = np.array([(a, b) for a in range(frames) for b in range(a + ORDER_GAP, frames)])
+    d["hop_t"] = pairs[rng.integers(0, len(pairs), n)]
+    d["osc_axis"] = rng.uniform(0, 2 * np.pi, n)
+    d["osc_amp"] = draw_uniform(rng, OSC_AMPLITUDE, n, res)
+    d["osc_period"] = draw_uniform(rng, OSC_PERIOD, n)
+    d["osc_phase"] = rng.uniform(0, 2 * np.pi, n)
+    d["osc_start"] = rng.uniform(0, 1, n) * (frames - 1 - d["osc_period"])
+    d["heading"] = rng.uniform(0, 2 * np.pi, n)
+    d["turn_speed"] = draw_uniform(rng, TURN_SPEED, n, res)
+    d["cam_speed"] = rng.uniform(0, level.camera * res, n)
+    d["cam_heading"] = rng.uniform(0, 2 * np.pi, n)
+    d["background"] = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.15, 0.4, n))
+    d["waves"] = rng.integers(-3, 4, (n, 3, 2))
+    d["waves"][(d["waves"] == 0).all(-1)] = (1, 2)  # no constant wave
+    d["wave_phase"] = rng.uniform(0, 2 * np.pi, (n, 3))
+    d["wave_amp"] = rng.uniform(-TEXTURE, TEXTURE, (n, 3, 3))  # [clip, wave, channel]
+    return d
+
+
+def _actor_path(labels: np.ndarray, d: dict, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The actor's displacement (dx, dy) [n, T] from its start: how its class moves it."""
+    n, frames = len(labels), len(t)
+    dx, dy = np.zeros((n, frames)), np.zeros((n, frames))
     is_ = {name: labels == i for i, (name, _) in enumerate(GRADED_CLASSES)}
-    for name, base, speed in (("right_slow", 0.0, slow), ("left_slow", np.pi, slow),
-                              ("right_fast", 0.0, fast), ("left_fast", np.pi, fast)):
+    jitter, hop, hop_t = d["jitter"], d["hop"], d["hop_t"]
+    for name, base, speed in (("right_slow", 0.0, d["slow"]), ("left_slow", np.pi, d["slow"]),
+                              ("right_fast", 0.0, d["fast"]), ("left_fast", np.pi, d["fast"])):
         m = is_[name]
         dx[m] = np.outer(speed[m] * np.cos(base + jitter[m]), t)
         dy[m] = np.outer(speed[m] * np.sin(base + jitter[m]), t)
@@ -173,38 +176,26 @@ def _scene(labels: np.ndarray, frames: int, res: int, level: Level, rng: np.rand
         rows = np.flatnonzero(is_[name])
         dy[rows, hop_t[rows, vertical_at]] += hop[0, rows]
         dx[rows, hop_t[rows, horizontal_at]] += hop[1, rows]
+    period, amp, axis = d["osc_period"], d["osc_amp"], d["osc_axis"]
     for name in ("periodic", "one_off"):
         m = is_[name]
         if name == "periodic":
-            wave = np.sin(2 * np.pi * t / osc_period[m, None] + osc_phase[m, None])
+            wave = np.sin(2 * np.pi * t / period[m, None] + d["osc_phase"][m, None])
         else:  # one period starting at a random time, still before and after
-            local = t - osc_start[m, None]
-            inside = (local >= 0) & (local <= osc_period[m, None])
-            wave = np.where(inside, np.sin(2 * np.pi * local / osc_period[m, None]), 0.0)
-        dx[m] = osc_amp[m, None] * np.cos(osc_axis[m, None]) * wave
-        dy[m] = osc_amp[m, None] * np.sin(osc_axis[m, None]) * wave
+            local = t - d["osc_start"][m, None]
+            inside = (local >= 0) & (local <= period[m, None])
+            wave = np.where(inside, np.sin(2 * np.pi * local / period[m, None]), 0.0)
+        dx[m] = amp[m, None] * np.cos(axis[m, None]) * wave
+        dy[m] = amp[m, None] * np.sin(axis[m, None]) * wave
     turn = round(TURN_AT * (frames - 1))
+    heading, turn_speed = d["heading"], d["turn_speed"]
     for name, sign in (("turns_left_late", -1.0), ("turns_right_late", 1.0)):  # image y points down
         m = is_[name]
         before, after = np.minimum(t, turn), np.maximum(t - turn, 0)
         h2 = heading[m] + sign * np.pi / 2
         dx[m] = turn_speed[m, None] * (np.outer(np.cos(heading[m]), before) + np.outer(np.cos(h2), after))
         dy[m] = turn_speed[m, None] * (np.outer(np.sin(heading[m]), before) + np.outer(np.sin(h2), after))
-
-    cam = cam_speed[:, None, None] * np.stack([np.cos(cam_heading), np.sin(cam_heading)], -1)[:, None] * t[:, None]
-    d_velocity = d_speed[..., None] * np.stack([np.cos(d_heading), np.sin(d_heading)], -1)  # [n, D, 2]
-    d_track = d_pos + d_velocity[:, :, None, :] * t[:, None] + cam[:, None]  # [n, D, T, 2]
-    f32 = np.float32
-    return {
-        "cx": (x0[:, None] + dx + cam[..., 0]).astype(f32), "cy": (y0[:, None] + dy + cam[..., 1]).astype(f32),
-        "angle": np.repeat(angle[:, None], frames, 1).astype(f32),
-        "size": np.repeat(size[:, None], frames, 1).astype(f32),
-        "shape": shape, "colour": colour.astype(f32), "background": background.astype(f32),
-        "cam": cam.astype(f32), "waves": waves.astype(f32), "wave_phase": wave_phase.astype(f32),
-        "wave_amp": wave_amp.astype(f32),
-        "d_x": d_track[..., 0].astype(f32), "d_y": d_track[..., 1].astype(f32),
-        "d_radius": d_radius.astype(f32), "d_grey": d_grey.astype(f32),
-    }  # fmt: skip
+    return dx, dy
 
 
 def _render_chunk(p: dict, res: int, dest: np.ndarray) -> None:

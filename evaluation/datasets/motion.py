@@ -18,6 +18,8 @@ on the pixel grid with broadcasting, a few whole-array operations per frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .clips import Clips, VideoDataset, check_float, check_int, stratified_split
@@ -116,8 +118,15 @@ def render(
     labels: np.ndarray, frames: int, resolution: int, noise: float, distractors: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Clips [N, T, H, W, 3] float32 in [0, 1] for class indices `labels`, drawing from `rng`."""
-    n = len(labels)
-    scene = _scene(labels, frames, resolution, distractors, rng)
+    return render_scene(_scene(labels, frames, resolution, distractors, rng), resolution, _render_chunk, noise, rng)
+
+
+def render_scene(scene: dict, resolution: int, draw: Callable[[dict, int, np.ndarray], None], noise: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Clips [N, T, H, W, 3] float32 in [0, 1] of a drawn `scene` ({name: per-clip array}; `cx`: [N, T]):
+    `draw(part of the scene, resolution, dest)` renders chunks of clips into `dest`, then gaussian
+    noise of std `noise` (drawn from `rng`) is added and the pixels clipped."""
+    n, frames = scene["cx"].shape
     frame_size = resolution * resolution * 3
     if noise > 0:
         bank_size = min(n * frames * frame_size, _NOISE_BANK)
@@ -127,7 +136,7 @@ def render(
     step = max(1, _CHUNK_PIXELS // (frames * resolution * resolution))
     for s in range(0, n, step):
         part = out[s : s + step]
-        _render_chunk({k: v[s : s + step] for k, v in scene.items()}, resolution, part)
+        draw({k: v[s : s + step] for k, v in scene.items()}, resolution, part)
         if noise > 0:
             flat = part.reshape(-1, frame_size)
             for i, o in enumerate(offsets[s * frames : s * frames + len(flat)]):
@@ -153,32 +162,47 @@ def _scene(labels: np.ndarray, frames: int, res: int, distractors: int, rng: np.
     """Per-clip, per-frame actor state, colours and distractor tracks. All random draws happen here,
     for every clip in the same order whatever its class, so that results do not depend on chunking."""
     n, t = len(labels), np.arange(frames)
-    x0, y0 = rng.uniform(0, res, n), rng.uniform(0, res, n)
-    angle0 = rng.uniform(0, 2 * np.pi, n)
-    size_phase = rng.uniform(0, 1, n)
-    shape = rng.integers(0, len(SHAPES), n)
-    colour = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
-    speed = draw_uniform(rng, SPEED, n, res)
-    jitter = rng.uniform(-JITTER, JITTER, n)
-    spin = draw_uniform(rng, SPIN, n)
-    zoom = draw_uniform(rng, ZOOM, n)
-    hop = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
-    pairs = np.array([(a, b) for a in range(frames) for b in range(a + 2, frames)])
-    hop_t = pairs[rng.integers(0, len(pairs), n)]  # (first, second) hop frames, gap >= 2
-    back_dir = rng.choice([0.0, np.pi], n)
-    back_reverse = rng.integers(0, 2, n).astype(bool)
-    background = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.1, 0.4, n))
-    texture = rng.uniform(-TEXTURE, TEXTURE, (n, 4, 4, 3))
-    d_pos = rng.uniform(0, res, (n, distractors, 1, 2))
-    d_heading = rng.uniform(0, 2 * np.pi, (n, distractors))
-    d_speed = draw_uniform(rng, DISTRACTOR_SPEED, n * distractors, res).reshape(n, distractors)
-    d_radius = draw_uniform(rng, DISTRACTOR_RADIUS, n * distractors, res).reshape(n, distractors)
-    d_grey = rng.uniform(0.3, 0.8, (n, distractors))
+    d = _draws(n, frames, res, rng)
+    others = draw_distractors(rng, n, distractors, res)
+    cx, cy, angle, size = _actor_track(labels, d, t, res)
+    d_track = distractor_tracks(others, t)  # [n, D, T, 2]
+    f32 = np.float32
+    return {
+        "cx": cx.astype(f32), "cy": cy.astype(f32), "angle": angle.astype(f32), "size": size.astype(f32),
+        "shape": d["shape"], "colour": d["colour"].astype(f32),
+        "background": d["background"].astype(f32), "texture": d["texture"].astype(f32),
+        "d_x": d_track[..., 0].astype(f32), "d_y": d_track[..., 1].astype(f32),
+        "d_radius": others["radius"].astype(f32), "d_grey": others["grey"].astype(f32),
+    }  # fmt: skip
 
-    cx = np.repeat(x0[:, None], frames, 1)
-    cy = np.repeat(y0[:, None], frames, 1)
-    angle = np.repeat(angle0[:, None], frames, 1)
-    phase = np.repeat(size_phase[:, None], frames, 1)
+
+def _draws(n: int, frames: int, res: int, rng: np.random.Generator) -> dict:
+    """The actor's and the background's random draws of `n` clips, in their fixed order."""
+    d = {"x0": rng.uniform(0, res, n), "y0": rng.uniform(0, res, n), "angle0": rng.uniform(0, 2 * np.pi, n),
+         "size_phase": rng.uniform(0, 1, n), "shape": rng.integers(0, len(SHAPES), n)}
+    d["colour"] = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0.7, 1.0, n), rng.uniform(0.75, 1.0, n))
+    d["speed"] = draw_uniform(rng, SPEED, n, res)
+    d["jitter"] = rng.uniform(-JITTER, JITTER, n)
+    d["spin"] = draw_uniform(rng, SPIN, n)
+    d["zoom"] = draw_uniform(rng, ZOOM, n)
+    d["hop"] = draw_uniform(rng, HOP, n, res) * rng.choice([-1.0, 1.0], (2, n))  # (vertical, horizontal)
+    pairs = np.array([(a, b) for a in range(frames) for b in range(a + 2, frames)])
+    d["hop_t"] = pairs[rng.integers(0, len(pairs), n)]  # (first, second) hop frames, gap >= 2
+    d["back_dir"] = rng.choice([0.0, np.pi], n)
+    d["back_reverse"] = rng.integers(0, 2, n).astype(bool)
+    d["background"] = hsv_to_rgb(rng.uniform(0, 1, n), rng.uniform(0, 0.4, n), rng.uniform(0.1, 0.4, n))
+    d["texture"] = rng.uniform(-TEXTURE, TEXTURE, (n, 4, 4, 3))
+    return d
+
+
+def _actor_track(labels: np.ndarray, d: dict, t: np.ndarray, res: int) -> tuple[np.ndarray, ...]:
+    """The actor's centre x, y, angle and size [n, T] of each clip: how its class moves it."""
+    frames = len(t)
+    cx = np.repeat(d["x0"][:, None], frames, 1)
+    cy = np.repeat(d["y0"][:, None], frames, 1)
+    angle = np.repeat(d["angle0"][:, None], frames, 1)
+    phase = np.repeat(d["size_phase"][:, None], frames, 1)
+    speed, jitter, hop, hop_t = d["speed"], d["jitter"], d["hop"], d["hop_t"]
     is_ = {name: labels == i for i, (name, _) in enumerate(SYNTHETIC_CLASSES)}
     for name, base in (("right", 0.0), ("left", np.pi), ("up", -np.pi / 2), ("down", np.pi / 2)):
         m = is_[name]  # image y points down, so "up" heads towards -y
@@ -188,34 +212,34 @@ def _scene(labels: np.ndarray, frames: int, res: int, distractors: int, rng: np.
     m = is_["out_and_back"]
     if m.any():  # out on the even steps, back on the odd ones: the same positions as a one-way clip
         order = np.concatenate([t[::2], t[1::2][::-1]])
-        steps = np.where(back_reverse[m, None], order[::-1], order)
-        heading = back_dir[m] + jitter[m]
+        steps = np.where(d["back_reverse"][m, None], order[::-1], order)
+        heading = d["back_dir"][m] + jitter[m]
         cx[m] += speed[m, None] * np.cos(heading)[:, None] * steps
         cy[m] += speed[m, None] * np.sin(heading)[:, None] * steps
-    angle[is_["clockwise"]] += np.outer(spin[is_["clockwise"]], t)  # angles grow clockwise on screen
-    angle[is_["counterclockwise"]] -= np.outer(spin[is_["counterclockwise"]], t)
-    phase[is_["approaching"]] += np.outer(zoom[is_["approaching"]], t)
-    phase[is_["receding"]] -= np.outer(zoom[is_["receding"]], t)
-    for name, (vertical_at, horizontal_at) in (
-        ("vertical_hop_first", (0, 1)),
-        ("horizontal_hop_first", (1, 0)),
-    ):
+    angle[is_["clockwise"]] += np.outer(d["spin"][is_["clockwise"]], t)  # angles grow clockwise on screen
+    angle[is_["counterclockwise"]] -= np.outer(d["spin"][is_["counterclockwise"]], t)
+    phase[is_["approaching"]] += np.outer(d["zoom"][is_["approaching"]], t)
+    phase[is_["receding"]] -= np.outer(d["zoom"][is_["receding"]], t)
+    for name, (vertical_at, horizontal_at) in (("vertical_hop_first", (0, 1)), ("horizontal_hop_first", (1, 0))):
         rows = np.flatnonzero(is_[name])
         cy[rows, hop_t[rows, vertical_at]] += hop[0, rows]
         cx[rows, hop_t[rows, horizontal_at]] += hop[1, rows]
     log_lo, log_hi = np.log(SIZE[0] * res), np.log(SIZE[1] * res)
-    size = np.exp(log_lo + np.mod(phase, 1.0) * (log_hi - log_lo))
+    return cx, cy, angle, np.exp(log_lo + np.mod(phase, 1.0) * (log_hi - log_lo))
 
-    d_velocity = d_speed[..., None] * np.stack([np.cos(d_heading), np.sin(d_heading)], -1)  # [n, D, 2]
-    d_track = d_pos + d_velocity[:, :, None, :] * t[:, None]  # [n, D, T, 2]
-    f32 = np.float32
-    return {
-        "cx": cx.astype(f32), "cy": cy.astype(f32), "angle": angle.astype(f32), "size": size.astype(f32),
-        "shape": shape, "colour": colour.astype(f32),
-        "background": background.astype(f32), "texture": texture.astype(f32),
-        "d_x": d_track[..., 0].astype(f32), "d_y": d_track[..., 1].astype(f32),
-        "d_radius": d_radius.astype(f32), "d_grey": d_grey.astype(f32),
-    }  # fmt: skip
+
+def draw_distractors(rng: np.random.Generator, n: int, count: int, res: int) -> dict:
+    """Random draws of `count` grey discs drifting past in each of `n` clips (the last draws of a scene)."""
+    return {"pos": rng.uniform(0, res, (n, count, 1, 2)), "heading": rng.uniform(0, 2 * np.pi, (n, count)),
+            "speed": draw_uniform(rng, DISTRACTOR_SPEED, n * count, res).reshape(n, count),
+            "radius": draw_uniform(rng, DISTRACTOR_RADIUS, n * count, res).reshape(n, count),
+            "grey": rng.uniform(0.3, 0.8, (n, count))}
+
+
+def distractor_tracks(d: dict, t: np.ndarray) -> np.ndarray:
+    """Positions [n, D, T, 2] of the discs of `draw_distractors` at times `t` (straight lines)."""
+    velocity = d["speed"][..., None] * np.stack([np.cos(d["heading"]), np.sin(d["heading"])], -1)  # [n, D, 2]
+    return d["pos"] + velocity[:, :, None, :] * t[:, None]
 
 
 def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from evaluation.lazy import exports
 
 # public name -> module that defines it (imported on first use)
 _EXPORTS = {
+    "ExportOptions": "export",
     "export_model": "export",
     "load_tflite": "export",
     "read_manifest": "export",

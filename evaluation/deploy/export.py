@@ -30,6 +30,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,60 @@ FILES = {
 }
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """The seldom set options of `export_model`: sizes it otherwise takes from the model and the spec,
+    and the GPU stream file. `num_classes` defaults to the model's output width, else the number of
+    labels, else 600. `resolution` (spec default) fixes the TFLite input size; it and `frames` (spec
+    default) are recorded in the manifest as the model's input. `gpu_compatible=True` (with `stream`)
+    adds `stream_gpu.tflite`: the float stream file with a [1, H, W, 3] image, so no tensor of the graph
+    has more than 4 dimensions (the LiteRT GPU delegate's limit)."""
+
+    num_classes: int | None = None
+    resolution: int | None = None
+    frames: int | None = None
+    gpu_compatible: bool = False
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What `export_model` writes, checked: the options resolved against the spec and the model."""
+
+    spec: ArchSpec
+    formats: tuple[str, ...]
+    stream: bool
+    labels: list[str] | None
+    num_classes: int
+    resolution: int
+    frames: int
+    representative: Any
+    gpu_compatible: bool
+
+    def tflite(self) -> list[str]:
+        """The TFLite formats asked for, in `TFLITE_FORMATS` order."""
+        return [f for f in TFLITE_FORMATS if f in self.formats]
+
+
+class _Folder:
+    """The export folder being written: each file's path by artifact key, and the manifest."""
+
+    def __init__(self, out: Path, job: _Job):
+        out.mkdir(parents=True, exist_ok=True)
+        self.out, self.paths = out, {}
+        self.manifest: dict[str, Any] = {
+            "version": MANIFEST_VERSION, "name": job.spec.name, "num_classes": job.num_classes,
+            "frames": job.frames, "resolution": job.resolution, "causal": job.spec.causal, "stream": job.stream,
+            "files": {},
+        }
+
+    def path(self, key: str) -> Path:
+        return self.out / FILES[key]
+
+    def put(self, key: str, path: Path) -> None:
+        self.paths[key] = path
+        self.manifest["files"][key] = path.name
+
+
 def export_model(
     spec: ArchSpec,
     model_or_weights: Any,
@@ -79,41 +134,51 @@ def export_model(
     *,
     stream: bool = False,
     labels: Sequence[str] | None = None,
-    num_classes: int | None = None,
-    resolution: int | None = None,
-    frames: int | None = None,
     representative: Any = None,
-    gpu_compatible: bool = False,
+    options: ExportOptions | None = None,
 ) -> dict[str, Path]:
     """Write `spec` with the given weights to `out_dir` in `formats`; returns {artifact: path}.
 
     `model_or_weights` is a Keras model built from `spec` (at any input size), the list its
-    `get_weights()` returns, or the path of a `.weights.h5` file. `num_classes` defaults to the
-    model's output width, else the number of labels, else 600. `resolution` (spec default) fixes the
-    TFLite input size; it and `frames` (spec default) are recorded in the manifest as the model's input.
-    `stream=True` (causal specs only) adds the stream model in the same formats; its TFLite files are
-    the one-frame graph of `evaluation.deploy.frame_graph` (4-D states, every op in XNNPACK), whose states the
-    manifest lists under `tflite_states`. TFLite precisions (`TFLITE_FORMATS`): `"tflite"` float32,
-    `"tflite-fp16"` float16 weights, `"tflite-dynamic"` int8 weights with float activations,
-    `"tflite-int8"` full-integer post-training quantization calibrated on `representative`: clips
-    [N, T, H, W, 3] in [0, 1], e.g. `evaluation.deploy.quantize.calibration_clips` of the study's dataset
-    (see `evaluation.deploy.quantize`); a stream is calibrated on every clip streamed to its end.
-    `gpu_compatible=True` (with `stream`) adds `stream_gpu.tflite`: the float stream file with a
-    [1, H, W, 3] image, so no tensor of the graph has more than 4 dimensions (the LiteRT GPU delegate's
-    limit). Artifact keys: the format names, `stream_<format>` for stream artifacts (`stream_tflite-gpu`),
-    `labels`, `manifest`.
+    `get_weights()` returns, or the path of a `.weights.h5` file. `stream=True` (causal specs only)
+    adds the stream model in the same formats; its TFLite files are the one-frame graph of
+    `evaluation.deploy.frame_graph` (4-D states, every op in XNNPACK), whose states the manifest lists
+    under `tflite_states`. TFLite precisions (`TFLITE_FORMATS`): `"tflite"` float32, `"tflite-fp16"`
+    float16 weights, `"tflite-dynamic"` int8 weights with float activations, `"tflite-int8"`
+    full-integer post-training quantization calibrated on `representative`: clips [N, T, H, W, 3] in
+    [0, 1], e.g. `evaluation.deploy.quantize.calibration_clips` of the study's dataset (see
+    `evaluation.deploy.quantize`); a stream is calibrated on every clip streamed to its end. `options`
+    (`ExportOptions`): the number of classes, the input size, the GPU stream file. Artifact keys: the
+    format names, `stream_<format>` for stream artifacts (`stream_tflite-gpu`), `labels`, `manifest`.
     """
+    job = _job(spec, model_or_weights, formats, stream, labels, representative, options or ExportOptions())
+    from search_space.builder import build_model
+
+    with float32_policy():
+        base = build_model(spec, job.num_classes)
+    _set_weights(base, model_or_weights)
+    folder = _Folder(Path(out_dir), job)
+    _export_base(job, base, folder)
+    if stream:
+        _export_stream(job, base, folder)
+    folder.paths["manifest"] = _write_text(folder.out / MANIFEST, json.dumps(folder.manifest, indent=2) + "\n")
+    return folder.paths
+
+
+def _job(spec: ArchSpec, model_or_weights: Any, formats: Sequence[str], stream: bool, labels, representative,
+         options: ExportOptions) -> _Job:
+    """`export_model`'s arguments checked (ValueError naming the bad one) and resolved."""
     formats = tuple(formats)
     bad = [f for f in formats if f not in ALL_FORMATS]
     if bad or not formats:
         raise ValueError(f"formats: {bad or 'empty'} not allowed; choose from {', '.join(ALL_FORMATS)}")
     if stream and not spec.causal:
         raise ValueError(f"stream=True needs a causal spec; spec {spec.name!r} has causal: false")
-    if gpu_compatible and not stream:
+    if options.gpu_compatible and not stream:
         raise ValueError("gpu_compatible=True writes a stream file; it needs stream=True")
-    resolution = _positive("resolution", resolution or spec.resolution)
-    frames = _positive("frames", frames or spec.frames)
-    num_classes = _num_classes(model_or_weights, labels, num_classes)
+    resolution = _positive("resolution", options.resolution or spec.resolution)
+    frames = _positive("frames", options.frames or spec.frames)
+    num_classes = _num_classes(model_or_weights, labels, options.num_classes)
     if "tflite-int8" in formats:
         if representative is None:
             raise ValueError("formats: tflite-int8 needs representative clips to calibrate on (e.g. "
@@ -127,93 +192,70 @@ def export_model(
             raise ValueError(f"labels: {len(labels)} given, but the model has {num_classes} classes")
         if any(not label.strip() or "\n" in label for label in labels):
             raise ValueError("labels: every label must be one non-empty line")
+    return _Job(spec, formats, stream, labels, num_classes, resolution, frames, representative,
+                options.gpu_compatible)
 
-    from search_space.builder import build_model
 
-    with float32_policy():
-        base = build_model(spec, num_classes)
-    _set_weights(base, model_or_weights)
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    manifest: dict[str, Any] = {
-        "version": MANIFEST_VERSION,
-        "name": spec.name,
-        "num_classes": num_classes,
-        "frames": frames,
-        "resolution": resolution,
-        "causal": spec.causal,
-        "stream": stream,
-        "files": {},
-    }
-
-    def put(key: str, path: Path) -> None:
-        paths[key] = path
-        manifest["files"][key] = path.name
-
-    if "yaml" in formats:
-        put("yaml", _write_text(out / FILES["yaml"], spec.to_yaml()))
-    if labels is not None:
-        put("labels", _write_text(out / FILES["labels"], "\n".join(labels) + "\n"))
-    if "keras" in formats:
-        base.save(out / FILES["keras"])
-        put("keras", out / FILES["keras"])
-    if "weights" in formats:
-        base.save_weights(out / FILES["weights"])
-        put("weights", out / FILES["weights"])
-    image_any = _image_spec(None, None, None)
-    if "savedmodel" in formats:
-        put("savedmodel", save_signature(base, {"image": image_any}, out / FILES["savedmodel"]))
-    for fmt in (f for f in TFLITE_FORMATS if f in formats):
+def _export_base(job: _Job, base, folder: _Folder) -> None:
+    """The base model's files (and the spec and labels)."""
+    if "yaml" in job.formats:
+        folder.put("yaml", _write_text(folder.path("yaml"), job.spec.to_yaml()))
+    if job.labels is not None:
+        folder.put("labels", _write_text(folder.path("labels"), "\n".join(job.labels) + "\n"))
+    if "keras" in job.formats:
+        base.save(folder.path("keras"))
+        folder.put("keras", folder.path("keras"))
+    if "weights" in job.formats:
+        base.save_weights(folder.path("weights"))
+        folder.put("weights", folder.path("weights"))
+    if "savedmodel" in job.formats:
+        folder.put("savedmodel", save_signature(base, {"image": _image_spec(None, None, None)},
+                                                folder.path("savedmodel")))
+    for fmt in job.tflite():
         samples = None
         if fmt == "tflite-int8":
             from evaluation.deploy.quantize import base_samples
 
-            samples = base_samples(representative)
-            manifest["int8_calibration"] = {"clips": len(representative), "frames": representative.shape[1]}
-        put(fmt, save_tflite(base, {"image": _image_spec(1, None, resolution)}, out / FILES[fmt],
-                             representative=samples, precision=TFLITE_FORMATS[fmt]))
-        manifest["tflite_image_shape"] = [1, None, resolution, resolution, 3]  # any number of frames
-
-    if stream:
-        _export_stream(spec, base, num_classes, resolution, formats, out, put, manifest, representative)
-        if gpu_compatible:
-            save_stream_tflite(spec, base, resolution, "tflite", out / FILES["stream_tflite-gpu"], None, image_rank=4)
-            put("stream_tflite-gpu", out / FILES["stream_tflite-gpu"])
-            manifest["stream_gpu_image_shape"] = [1, resolution, resolution, 3]
-
-    paths["manifest"] = _write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    return paths
+            samples = base_samples(job.representative)
+            folder.manifest["int8_calibration"] = {"clips": len(job.representative),
+                                                   "frames": job.representative.shape[1]}
+        folder.put(fmt, save_tflite(base, {"image": _image_spec(1, None, job.resolution)}, folder.path(fmt),
+                                    representative=samples, precision=TFLITE_FORMATS[fmt]))
+        folder.manifest["tflite_image_shape"] = [1, None, job.resolution, job.resolution, 3]  # any number of frames
 
 
-def _export_stream(spec, base, num_classes, resolution, formats, out: Path, put, manifest, representative) -> None:
+def _export_stream(job: _Job, base, folder: _Folder) -> None:
     """The stream model's files: Keras and SavedModel of the Keras stream model, TFLite of its one-frame
-    graph (`evaluation.deploy.frame_graph`)."""
+    graph (`evaluation.deploy.frame_graph`), and the GPU file."""
     from search_space.builder import build_model
 
+    spec, resolution = job.spec, job.resolution
     states = _state_tensor_specs(spec, resolution, 1)
-    manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
-    if "keras" in formats or "savedmodel" in formats:
+    folder.manifest["states"] = {n: {"shape": list(s.shape), "dtype": s.dtype.name} for n, s in states.items()}
+    if "keras" in job.formats or "savedmodel" in job.formats:
         with float32_policy():
-            smodel = build_model(spec, num_classes, mode="stream", resolution=resolution)
+            smodel = build_model(spec, job.num_classes, mode="stream", resolution=resolution)
         smodel.set_weights(base.get_weights())
-        if "keras" in formats:
-            smodel.save(out / FILES["stream_keras"])
-            put("stream_keras", out / FILES["stream_keras"])
-        if "savedmodel" in formats:
+        if "keras" in job.formats:
+            smodel.save(folder.path("stream_keras"))
+            folder.put("stream_keras", folder.path("stream_keras"))
+        if "savedmodel" in job.formats:
             inputs = {"image": _image_spec(None, None, resolution), **_state_tensor_specs(spec, resolution, None)}
-            put("stream_savedmodel", save_signature(smodel, inputs, out / FILES["stream_savedmodel"],
-                                                    stream_states=state_specs(spec, resolution)))
-    for fmt in (f for f in TFLITE_FORMATS if f in formats):
+            folder.put("stream_savedmodel", save_signature(smodel, inputs, folder.path("stream_savedmodel"),
+                                                           stream_states=state_specs(spec, resolution)))
+    for fmt in job.tflite():
         key = "stream_" + fmt
-        put(key, save_stream_tflite(spec, base, resolution, fmt, out / FILES[key], representative))
-        manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
-    if any(f in formats for f in TFLITE_FORMATS):
+        folder.put(key, save_stream_tflite(spec, base, resolution, fmt, folder.path(key), job.representative))
+        folder.manifest["stream_tflite_image_shape"] = [1, 1, resolution, resolution, 3]
+    if job.tflite():
         from evaluation.deploy.frame_graph import lite_state_specs
 
-        manifest["tflite_states"] = {n: {"shape": list(s.shape), "dtype": s.dtype}
-                                     for n, s in lite_state_specs(spec, resolution).items()}
+        folder.manifest["tflite_states"] = {n: {"shape": list(s.shape), "dtype": s.dtype}
+                                            for n, s in lite_state_specs(spec, resolution).items()}
+    if job.gpu_compatible:
+        save_stream_tflite(spec, base, resolution, "tflite", folder.path("stream_tflite-gpu"), None, image_rank=4)
+        folder.put("stream_tflite-gpu", folder.path("stream_tflite-gpu"))
+        folder.manifest["stream_gpu_image_shape"] = [1, resolution, resolution, 3]
 
 
 def save_stream_tflite(spec: ArchSpec, model, resolution: int, fmt: str, path: str | Path, clips=None,
@@ -332,13 +374,36 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
     """
     import tensorflow as tf
 
-    from evaluation.compat import freeze
-
     precision = precision or ("int8" if representative is not None else "float")
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r}, must be one of {', '.join(PRECISIONS)}")
     if (precision == "int8") != (representative is not None):
         raise ValueError("precision 'int8' needs representative inputs, and only it takes them")
+    keras_model = hasattr(model, "inputs") and hasattr(model, "get_weights")
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="movinas-tflite-") as tmp, _quiet_absl():
+        # constants captured by custom-gradient ops (swish's beta) cannot be saved with gradients
+        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+        tf.saved_model.save(tf.Module(), tmp, signatures={"serving_default": _frozen_signature(model, inputs)},
+                            options=options)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if precision != "float":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if precision == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
+        path.write_bytes(_convert(converter, representative, keras_model) if precision == "int8"
+                         else converter.convert())
+    return path
+
+
+def _frozen_signature(model, inputs: dict):
+    """The concrete serving function of `model` (Keras model or function of the input dict) for `inputs`,
+    its variables frozen to constants (`evaluation.compat.freeze`), taking and returning named dicts."""
+    import tensorflow as tf
+
+    from evaluation.compat import freeze
+
     keras_model = hasattr(model, "inputs") and hasattr(model, "get_weights")
     single = keras_model and len(model.inputs) == 1
 
@@ -355,32 +420,22 @@ def save_tflite(model, inputs: dict, path: str | Path, representative=None, prec
     def serve_frozen(features):  # the frozen graph takes the flattened dict (sorted names)
         return tf.nest.pack_sequence_as(traced.structured_outputs, frozen(*tf.nest.flatten(features)))
 
-    path = Path(path)
-    with tempfile.TemporaryDirectory(prefix="movinas-tflite-") as tmp, _quiet_absl():
-        # constants captured by custom-gradient ops (swish's beta) cannot be saved with gradients
-        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        tf.saved_model.save(tf.Module(), tmp, signatures={"serving_default": serve_frozen.get_concrete_function()},
-                            options=options)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if precision != "float":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if precision == "fp16":
-            converter.target_spec.supported_types = [tf.float16]
-        if precision != "int8":
-            path.write_bytes(converter.convert())
-            return path
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if keras_model:
-            path.write_bytes(converter.convert())
-            return path
-        # a function (the stream frame graph): its SUB and DIV, the running means and the frame count, stay float
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
-        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
-                                                             debug_options=options)
-        path.write_bytes(debugger.get_nondebug_quantized_model())
-    return path
+    return serve_frozen.get_concrete_function()
+
+
+def _convert(converter, representative, keras_model: bool) -> bytes:
+    """Full-integer int8 conversion calibrated on `representative`; a function's (the stream frame graph's)
+    SUB and DIV, its running means and frame count, stay float (`FLOAT_OPS`)."""
+    import tensorflow as tf
+
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if keras_model:
+        return converter.convert()
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(FLOAT_OPS))
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                         debug_options=options)
+    return debugger.get_nondebug_quantized_model()
 
 
 def load_tflite(path: str | Path, num_threads: int | None = None):

@@ -10,6 +10,7 @@ See docs/inference.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,8 +27,8 @@ from evaluation.deploy.inference import (
 )
 from search_space import validate
 
-__all__ = ["InferenceModel", "Prediction", "StreamSession", "load_for_inference", "predict_video", "raw_frames",
-           "read_labels", "softmax_top_k"]
+__all__ = ["InferenceModel", "Prediction", "Sampling", "StreamSession", "Updates", "load_for_inference",
+           "predict_video", "raw_frames", "read_labels", "softmax_top_k"]
 
 
 class Prediction(NamedTuple):
@@ -40,6 +41,25 @@ class Prediction(NamedTuple):
 # prediction
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Which frames of a video `predict_video` reads, and at what size: `frames` frames (clip mode
+    default: the model's fixed count if it has one, else every frame; stream mode: every frame) at `fps`
+    frames per second (default: the video's own rate), at `resolution` pixels (default: the model's)."""
+
+    frames: int | None = None
+    fps: float | None = None
+    resolution: int | None = None
+
+
+@dataclass(frozen=True)
+class Updates:
+    """The running prediction of a stream, passed to `call` every `every` frames."""
+
+    every: int
+    call: Callable[[Prediction], None]
+
+
 def predict_video(
     model: InferenceModel | str | Path | Any,
     video: str | Path | int | np.ndarray | Iterable[np.ndarray],
@@ -48,26 +68,24 @@ def predict_video(
     ensemble: InferenceModel | str | Path | Any | None = None,
     labels: Sequence[str] | str | Path | None = None,
     top_k: int = 5,
-    frames: int | None = None,
-    fps: float | None = None,
-    every: int | None = None,
-    on_update: Callable[[Prediction], None] | None = None,
-    resolution: int | None = None,
+    sampling: Sampling | None = None,
+    updates: Updates | None = None,
 ) -> Prediction:
     """Classify `video` with `model` (an `InferenceModel`, a path `load_for_inference` accepts, or a
     Keras model); returns the softmax top-k, the logits and the number of frames used.
 
     `video`: a file path, a camera index, an array [T, H, W, 3] of RGB frames (uint8, or float in
-    [0, 1]), or an iterable of such frames. Clip mode reads `frames` frames (default: the model's
-    fixed count if it has one, else every frame) at `fps` (default: the video's own rate) and runs
-    them at once. `stream=True` feeds one frame at a time through the stream model, holding only
-    its states, and calls `on_update` with the running prediction every `every` frames; the result
-    is the prediction after the last frame. `ensemble`: a second model; the two form a temporal
-    ensemble (this model on frames 0, 2, 4, …, the other on 1, 3, 5, …, logits averaged).
-    `resolution` overrides the model's input size.
+    [0, 1]), or an iterable of such frames, read as `sampling` says (`Sampling`: frame count, rate and
+    size). Clip mode runs the frames at once. `stream=True` feeds one frame at a time through the
+    stream model, holding only its states, and passes the running prediction to `updates` (`Updates`)
+    every so many frames; the result is the prediction after the last frame. `ensemble`: a second
+    model; the two form a temporal ensemble (this model on frames 0, 2, 4, …, the other on 1, 3, 5, …,
+    logits averaged).
     """
-    _check_positive(top_k=top_k, frames=frames, every=every, resolution=resolution)
-    validate.number(fps, "fps", 0, lo_open=True, optional=True)
+    sampling = sampling or Sampling()
+    _check_positive(top_k=top_k, frames=sampling.frames, resolution=sampling.resolution,
+                    every=updates.every if updates is not None else None)
+    validate.number(sampling.fps, "fps", 0, lo_open=True, optional=True)
     models = [as_inference_model(m, stream) for m in (model, ensemble) if m is not None]
     first = models[0]
     for m in models[1:]:
@@ -75,16 +93,16 @@ def predict_video(
             raise ValueError(f"ensemble: {first.source} has {first.num_classes} classes, "
                              f"{m.source} has {m.num_classes}")
     names = _label_names(first, labels)
-    size = resolution or first.resolution or DEFAULT_RESOLUTION
+    sampling = replace(sampling, resolution=sampling.resolution or first.resolution or DEFAULT_RESOLUTION)
     if stream:
         for m in models:
             if m.open_stream is None:
                 raise ValueError(f"{m.source}: cannot stream: {m.why_no_stream}")
-        return _predict_stream(models, video, names, top_k, frames, fps, every, on_update, size)
+        return _predict_stream(models, video, sampling, updates, lambda z, seen: _prediction(z, names, top_k, seen))
     if first.clip is None:
         raise ValueError(f"{first.source}: cannot classify a clip with this model")
-    count = frames or (first.frames * len(models) if first.frames else None)
-    clip = _read_clip(video, count, fps, size)
+    count = sampling.frames or (first.frames * len(models) if first.frames else None)
+    clip = _read_clip(video, count, sampling.fps, sampling.resolution)
     if len(models) == 2:
         logits = ensemble_logits(models[0].clip, models[1].clip, clip[None])
     else:
@@ -101,20 +119,21 @@ def softmax_top_k(logits: np.ndarray, labels: Sequence[str], k: int) -> list[tup
     return [(labels[i], float(p[i])) for i in order]
 
 
-def _predict_stream(models, video, names, top_k, frames, fps, every, on_update, size) -> Prediction:
+def _predict_stream(models, video, sampling: Sampling, updates: Updates | None,
+                    prediction: Callable[[np.ndarray, int], Prediction]) -> Prediction:
     sessions = [m.open_stream() for m in models]
     runner = sessions[0] if len(sessions) == 1 else StreamEnsemble(*sessions)
     seen = 0
-    for frame in _iter_video(video, size, fps):
+    for frame in _iter_video(video, sampling.resolution, sampling.fps):
         runner.push(frame[None, None])
         seen += 1
-        if on_update is not None and every and seen % every == 0:
-            on_update(_prediction(runner.logits[0], names, top_k, seen))
-        if frames and seen >= frames:
+        if updates is not None and seen % updates.every == 0:
+            updates.call(prediction(runner.logits[0], seen))
+        if sampling.frames and seen >= sampling.frames:
             break
     if seen == 0:
         raise ValueError(f"video {_describe(video)}: no frames")
-    return _prediction(runner.logits[0], names, top_k, seen)
+    return prediction(runner.logits[0], seen)
 
 
 def _prediction(logits: np.ndarray, names: list[str], k: int, seen: int) -> Prediction:

@@ -14,6 +14,7 @@ _EXPORTS = {
     "train_proxy": "train",
     "zero_cost_scores": "zero_cost",
     "rank_fidelity": "fidelity",
+    "write_fidelity": "fidelity",
     "kendall_tau": "fidelity",
     "spearman_rho": "fidelity",
     "TableLookup": "table",

@@ -2,7 +2,7 @@
 
 `rank_fidelity(space, dataset, n, cheap, reference)` samples `n` architectures, scores each with
 every cheap proxy and with the reference, and reports Kendall's tau-b and Spearman's rho between
-each cheap proxy and the reference, with a scatter plot. This is how a user decides which proxy to
+each cheap proxy and the reference; `write_fidelity` adds the table's CSV and a scatter plot. This is how a user decides which proxy to
 trust before spending a search on it.
 
 A proxy is named by a string (every score higher-is-better):
@@ -19,6 +19,7 @@ rather than making scipy a dependency for two formulas.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -167,7 +168,6 @@ def rank_fidelity(
     seed: int = 0,
     *,
     budget: Any = None,
-    out: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> FidelityResult:
     """Sample `n` architectures from `space` (with `seed`), score each with every `cheap` proxy
@@ -175,16 +175,12 @@ def rank_fidelity(
 
     Training proxies use `budget` (a `Budget`; its epochs are replaced by each proxy's K) and the
     same `seed` for every architecture. Architectures whose reference run failed are left out of
-    the correlations (their row stays in the table). With `out`, the table is written to
-    ``fidelity.csv`` and the scatter plot to ``fidelity.png`` in that folder. `progress(i)` is
-    called after each architecture.
+    the correlations (their row stays in the table). `progress(i)` is called after each
+    architecture. `write_fidelity(result, out)` writes the table and the scatter plot.
     """
-    import dataclasses
-
     import pandas as pd
 
-    from evaluation.proxies.train import Budget, train_proxy
-    from evaluation.proxies.zero_cost import zero_cost_scores
+    from evaluation.proxies.train import Budget
 
     if isinstance(cheap, str):
         cheap = (cheap,)
@@ -195,23 +191,12 @@ def rank_fidelity(
     ref = parse_proxy(reference, "reference")
     validate.integer(n, "n", 2)
     budget = budget if budget is not None else Budget()
-    zero_names = tuple(dict.fromkeys(p.name for p in (*cheap_proxies, ref) if not p.trained))
-    runs = sorted({p.epochs for p in (*cheap_proxies, ref) if p.trained})
-
     rng = np.random.default_rng(seed)
     specs = [space.sample(rng, name=f"arch{i}") for i in range(n)]
     rows = []
     for i, spec in enumerate(specs):
-        row: dict[str, Any] = {"arch": i}
-        row.update(zero_cost_scores(spec, dataset, names=zero_names, seed=seed))
-        for k in runs:
-            result = train_proxy(spec, dataset, dataclasses.replace(budget, epochs=k), seed=seed)
-            row[f"epochs:{k}:status"] = result.status.value
-            for metric in METRICS:
-                value = result.metrics[metric] if result.status is not Outcome.FAILED else math.nan
-                row[_column(k, metric)] = -value if metric in NEGATED else value
-        row["spec"] = spec.to_yaml()
-        rows.append(row)
+        rows.append({"arch": i, **_scores(spec, dataset, (*cheap_proxies, ref), budget, seed),
+                     "spec": spec.to_yaml()})
         if progress is not None:
             progress(i)
     table = pd.DataFrame(rows)
@@ -222,15 +207,35 @@ def rank_fidelity(
         finite = int(np.sum(np.isfinite(x) & np.isfinite(y)))
         corr.append({"proxy": p.name, "kendall_tau": kendall_tau(x, y), "spearman_rho": spearman_rho(x, y),
                      "n": finite})
-    correlations = pd.DataFrame(corr)
-    plot = None
-    if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        table.to_csv(folder / "fidelity.csv", index=False)
-        plot = scatter_plot(table, correlations, [p.name for p in cheap_proxies], ref.name, folder / "fidelity.png")
-    return FidelityResult(table=table, correlations=correlations, reference=ref.name, plot=plot,
-                          specs=tuple(specs))
+    return FidelityResult(table=table, correlations=pd.DataFrame(corr), reference=ref.name, specs=tuple(specs))
+
+
+def _scores(spec: Any, dataset: Any, proxies: Sequence[Proxy], budget: Any, seed: int) -> dict[str, Any]:
+    """Every proxy's score of `spec`: the zero-cost ones, then one training run per epoch count K with
+    the status of the run and each of its metrics (losses negated; NaN when the run failed)."""
+    from evaluation.proxies.train import train_proxy
+    from evaluation.proxies.zero_cost import zero_cost_scores
+
+    row: dict[str, Any] = dict(zero_cost_scores(spec, dataset, names=tuple(dict.fromkeys(
+        p.name for p in proxies if not p.trained)), seed=seed))
+    for k in sorted({p.epochs for p in proxies if p.trained}):
+        result = train_proxy(spec, dataset, dataclasses.replace(budget, epochs=k), seed=seed)
+        row[f"epochs:{k}:status"] = result.status.value
+        for metric in METRICS:
+            value = result.metrics[metric] if result.status is not Outcome.FAILED else math.nan
+            row[_column(k, metric)] = -value if metric in NEGATED else value
+    return row
+
+
+def write_fidelity(result: FidelityResult, out: str | Path) -> FidelityResult:
+    """Write the table of `result` to ``fidelity.csv`` and the scatter plot to ``fidelity.png`` in the
+    folder `out`; returns `result` with its `plot`."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    result.table.to_csv(folder / "fidelity.csv", index=False)
+    cheap = list(result.correlations["proxy"])
+    plot = scatter_plot(result.table, result.correlations, cheap, result.reference, folder / "fidelity.png")
+    return dataclasses.replace(result, plot=plot)
 
 
 def _column(k: int, metric: str) -> str:

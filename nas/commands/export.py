@@ -126,7 +126,7 @@ def parse_formats(text: str) -> tuple[str, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.deploy.export import export_model
+    from evaluation.deploy.export import ExportOptions, export_model
     from evaluation.deploy.export_trial import model_card
     from evaluation.results.frames import ResultsError, load_results
     from evaluation.results.report import format_value
@@ -158,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     weights = _weights(args, spec, row, attrs, num_classes)
     out = Path(args.out)
     paths = export_model(spec.replace(name=f"{attrs['study']}-{number}"), weights.model, out, formats,
-                         stream=args.stream, labels=weights.labels, num_classes=num_classes,
-                         gpu_compatible=args.gpu_compatible,
-                         representative=_calibration(attrs, spec) if "tflite-int8" in formats else None)
+                         stream=args.stream, labels=weights.labels,
+                         representative=_calibration(attrs, spec) if "tflite-int8" in formats else None,
+                         options=ExportOptions(num_classes=num_classes, gpu_compatible=args.gpu_compatible))
     card = out / "model_card.md"
     card.write_text(model_card(row, attrs, how, weights, paths, num_classes))
     for key, path in paths.items():

@@ -80,7 +80,7 @@ def _dataset(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from evaluation.proxies.fidelity import parse_proxy, rank_fidelity
+    from evaluation.proxies.fidelity import parse_proxy, rank_fidelity, write_fidelity
 
     flag(args.n, "--n", 2, 10_000)
     flag(args.classes, "--classes", 2, 1000)
@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with tqdm(total=args.n, desc="architectures", unit="arch") as bar:
         result = rank_fidelity(space, dataset, n=args.n, cheap=cheap, reference=args.reference, seed=args.seed,
-                               budget=budget, out=out, progress=lambda i: bar.update(1))
+                               budget=budget, progress=lambda i: bar.update(1))
+    result = write_fidelity(result, out)
     result.correlations.to_csv(out / "correlations.csv", index=False)
     print(f"rank fidelity against {result.reference} over {args.n} architectures of {space.name!r} "
           f"({dataset.num_classes} classes, {dataset.frames}x{dataset.resolution}x{dataset.resolution}):")

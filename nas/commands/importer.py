@@ -86,7 +86,7 @@ def _check_out(out: Path) -> None:
 
 def write_folder(imported, out: Path, formats, source: str) -> dict[str, Path]:
     """Export `imported` into a temporary folder beside `out`, add the model card, then move it to `out`."""
-    from evaluation.deploy.export import export_model
+    from evaluation.deploy.export import ExportOptions, export_model
     from evaluation.deploy.inference import LABEL_SETS
 
     labels = None
@@ -96,7 +96,7 @@ def write_folder(imported, out: Path, formats, source: str) -> dict[str, Path]:
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         paths = export_model(imported.spec, imported.model, stage, formats, stream=imported.spec.causal,
-                             labels=labels, num_classes=imported.num_classes)
+                             labels=labels, options=ExportOptions(num_classes=imported.num_classes))
         (stage / "model_card.md").write_text(model_card(imported, source, paths))
         if out.exists():
             out.rmdir()  # empty (checked before)

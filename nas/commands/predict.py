@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--every: only with --stream")
     video = parse_video(args.video, args.size)
 
-    from evaluation.deploy.predict import load_for_inference, predict_video
+    from evaluation.deploy.predict import Sampling, Updates, load_for_inference, predict_video
 
     def show(pred) -> None:
         label, prob = pred.top_k[0]
@@ -121,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
                   for m in (args.model, args.ensemble) if m is not None]
         pred = predict_video(
             models[0], video, stream=args.stream, ensemble=models[1] if len(models) > 1 else None,
-            labels=args.labels, top_k=args.top_k, frames=args.frames, fps=args.fps, every=args.every,
-            on_update=show, resolution=args.resolution)
+            labels=args.labels, top_k=args.top_k, sampling=Sampling(args.frames, args.fps, args.resolution),
+            updates=Updates(args.every, show) if args.every else None)
     except ValueError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
     for rank, (label, prob) in enumerate(pred.top_k, 1):

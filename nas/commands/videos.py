@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from evaluation.datasets.synthetic_folder import write_synthetic_folder
+    from evaluation.datasets.synthetic_folder import Encoding, write_synthetic_folder
 
     out = Path(args.out)
     for p in (out, *out.parents):
@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"OUT {args.out}: must be a folder ({p} is a file)")
     try:
         done = write_synthetic_folder(out, num_classes=args.classes, clips_per_class=args.clips,
-                                      frames=args.frames, resolution=args.resolution, fps=args.fps,
-                                      seed=args.seed, extension="." + args.format)
+                                      frames=args.frames, resolution=args.resolution, seed=args.seed,
+                                      encoding=Encoding(args.fps, "." + args.format))
     except ValueError as exc:  # name the flag, not the keyword argument
         flags = {"num_classes": "--classes", "clips_per_class": "--clips", "frames": "--frames",
                  "resolution": "--resolution", "fps": "--fps", "seed": "--seed"}
