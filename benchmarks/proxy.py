@@ -17,7 +17,7 @@ from pathlib import Path
 
 from evaluation.datasets import single_frame, synthetic
 from evaluation.proxies.fidelity import rank_fidelity
-from evaluation.proxies.train import Budget, train_proxy
+from evaluation.proxies.train import Budget, BuildOptions, train_proxy
 from evaluation.proxies.zero_cost import zero_cost_scores
 from search_space import movinet
 from search_space.space import SearchSpace
@@ -41,7 +41,7 @@ def bench_speed() -> None:
     budget = Budget(epochs=None, steps=13, batch_size=8, bn_recalibration=0)
     rates = {}
     for depthwise in ("fast", "grouped", "fast"):  # fast twice: the first run warms TF up
-        r = train_proxy(spec, ds, budget, depthwise=depthwise)
+        r = train_proxy(spec, ds, budget, build=BuildOptions(depthwise=depthwise))
         rates[depthwise] = r.metrics["clips_per_second"]
     print(f"speed: A0 8x64x64 training, batch 8: depthwise fast {rates['fast']:.1f} clips/s, grouped Conv3D "
           f"{rates['grouped']:.1f} clips/s, ratio {rates['fast'] / rates['grouped']:.2f}x")

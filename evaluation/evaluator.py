@@ -32,9 +32,12 @@ TABLE_FIELDS = ("kind", "path", "metric")
 
 @dataclass(frozen=True)
 class TrainProxy:
-    """`proxy: {kind: train, ...Budget fields}`: train from scratch within `budget`."""
+    """`proxy: {kind: train, init: MODEL, ...Budget fields}`: train within `budget`, from scratch, or with
+    `init` (an export folder or a released MoViNet checkpoint, resolved against the config's folder) from
+    that model's weights wherever the candidate nests in it (`search_space.nested`)."""
 
     budget: Budget = Budget()
+    init: str | None = None
     kind: ClassVar[str] = "train"
 
 
@@ -79,7 +82,13 @@ def parse_proxy(value: Any, supernet: SupernetConfig | None = None, base: str | 
         return SupernetProxy(supernet if supernet is not None else SupernetConfig())
     if kind != "train":
         raise ValueError(f"{path}.kind: {kind!r}, must be one of {', '.join(KINDS)}")
-    return TrainProxy(Budget.from_dict({k: v for k, v in value.items() if k != "kind"}, path=path))
+    init = value.get("init")
+    if init is not None and (not isinstance(init, str | Path) or not str(init).strip()):
+        raise ValueError(f"{path}.init: {init!r}, must be the path of an export folder or a MoViNet checkpoint")
+    if init is not None:
+        init = str(Path(base) / str(init)) if base is not None else str(init)
+    budget = Budget.from_dict({k: v for k, v in value.items() if k not in ("kind", "init")}, path=path)
+    return TrainProxy(budget, init)
 
 
 def _table(value: dict, base: str | Path | None, path: str) -> TableProxy:
@@ -128,16 +137,29 @@ Scorer = Callable[..., Any]  # scorer(spec, callback=None, keep_model=False) -> 
 
 
 class TrainScorer:
-    """Trains each spec from scratch within the proxy's budget (`evaluation.proxies.train.train_proxy`)."""
+    """Trains each spec within the proxy's budget (`evaluation.proxies.train.train_proxy`): from scratch,
+    or from the nested weights of the proxy's `init` model, which is loaded here once (ValueError naming
+    it if it is not a model)."""
 
     def __init__(self, proxy: TrainProxy, context: EvalContext) -> None:
         self.budget, self.context = proxy.budget, context
+        self.pretrained = None
+        if proxy.init is not None:
+            from evaluation.deploy.pretrained import load_pretrained
+
+            try:
+                self.pretrained = load_pretrained(proxy.init)
+            except FileNotFoundError as exc:
+                raise ValueError(f"proxy.init: {exc}") from None
 
     def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):
-        from evaluation.proxies.train import train_proxy
+        from evaluation.proxies.train import BuildOptions, train_proxy
 
+        build = None
+        if self.pretrained is not None:
+            build = BuildOptions(initial_weights=self.pretrained.nested_in(spec))
         return train_proxy(spec, self.context.dataset(spec), self.budget, seed=self.context.seed,
-                           callback=callback, return_model=keep_model)
+                           callback=callback, return_model=keep_model, build=build)
 
 
 def make_scorer(proxy: Proxy, context: EvalContext) -> Scorer:

@@ -22,7 +22,7 @@ def supernet_weights(spec: Any, cfg: Any, attrs: dict, num_classes: int, seed: i
     from evaluation.oneshot.proxy import checkpoint_file
     from evaluation.oneshot.score import Scorer, recalibrated_model, recalibration_clips
     from evaluation.oneshot.supernet import load_supernet
-    from evaluation.proxies.train import train_proxy
+    from evaluation.proxies.train import BuildOptions, train_proxy
 
     config = attrs.get("config") or {}
     path = checkpoint_file(cfg, attrs.get("folder") or ".")
@@ -42,7 +42,7 @@ def supernet_weights(spec: Any, cfg: Any, attrs: dict, num_classes: int, seed: i
     start = {w.path: w.numpy() for w in model.weights if "seed_generator" not in w.path}
     with epoch_bar(epochs, "fine-tuning", progress is not None) as on_epoch:
         result = train_proxy(spec, data, budget, seed=seed, num_classes=num_classes, return_model=True,
-                             initial_weights=start, callback=on_epoch)
+                             build=BuildOptions(initial_weights=start), callback=on_epoch)
     if result.status is Outcome.FAILED:
         raise ValueError(f"fine-tuning failed ({result.reason})")
     detail.update(epochs=epochs, inherited_metrics=detail["metrics"],

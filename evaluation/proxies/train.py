@@ -29,8 +29,8 @@ from evaluation.compat import all_layers, forget_custom_gradients, seeded, set_u
 from evaluation.proxies.budget import Budget, learning_rate_at
 from evaluation.results.record import TRAIN_ACCURACY, TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS, Outcome
 
-__all__ = ["Budget", "PreciseBN", "ProxyResult", "STATUSES", "forget_custom_gradients", "input_shape", "learning_rate_at",
-           "seeded", "set_block_scales", "train_proxy"]
+__all__ = ["Budget", "BuildOptions", "PreciseBN", "ProxyResult", "STATUSES", "Setup", "compiled_steps",
+           "forget_custom_gradients", "input_shape", "learning_rate_at", "seeded", "set_block_scales", "train_proxy"]
 
 STATUSES = (Outcome.COMPLETE, Outcome.EARLY_STOPPED, Outcome.FAILED, Outcome.INFEASIBLE)  # the outcomes a proxy run has;
 # INFEASIBLE: a proxy that cannot score the spec (a table that does not hold it)
@@ -100,6 +100,29 @@ def _has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How `train_proxy` builds the model: `depthwise` picks the builder's depthwise-conv implementation
+    ("grouped" only to compare speed); `initial_weights` ({variable path: array}, e.g. a supernet
+    sub-network's, or a function of the built model returning one, e.g. a pretrained model's nested
+    weights) replace the fresh initialization of the weights they name, so the run fine-tunes them."""
+
+    depthwise: str = "fast"
+    initial_weights: dict | Callable[[Any], dict] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What travels from `train_proxy` into the training loop: the budget, the class count, the seed,
+    XLA on or off, and the dtype policy (None: float32)."""
+
+    budget: Budget
+    num_classes: int
+    seed: int
+    jit: bool
+    policy: str | None
+
+
 def train_proxy(
     spec: Any,
     dataset: Any,
@@ -109,8 +132,7 @@ def train_proxy(
     callback: Callback | None = None,
     num_classes: int | None = None,
     return_model: bool = False,
-    depthwise: str = "fast",
-    initial_weights: dict | None = None,
+    build: BuildOptions | None = None,
 ) -> ProxyResult:
     """Train `spec` on `dataset` within `budget` and report validation top-1 and loss.
 
@@ -118,15 +140,14 @@ def train_proxy(
     with `num_classes` outputs (the dataset's by default) and the budget's stochastic depth. `callback(epoch, metrics)` runs after
     each epoch's validation with that epoch's history entry; returning True stops the run with
     status `Outcome.EARLY_STOPPED`. Keras' session is cleared before the run (and after it unless
-    `return_model`), so hundreds of runs in one process do not accumulate memory. `depthwise` picks
-    the builder's depthwise-conv implementation ("grouped" only to compare speed).
-    `initial_weights` ({variable path: array}, e.g. a supernet sub-network's) replaces the fresh
-    initialization of the weights it names: the run fine-tunes them.
+    `return_model`), so hundreds of runs in one process do not accumulate memory. `build`
+    (`BuildOptions`): the depthwise-conv implementation and the weights the run starts from.
     """
     import keras
 
     if not isinstance(budget, Budget):
         raise TypeError(f"budget: {type(budget).__name__}, must be a Budget")
+    build = build or BuildOptions()
     k = int(num_classes if num_classes is not None else dataset.num_classes)
     _check_dataset(dataset, k)
     frames, resolution = input_shape(dataset)
@@ -145,13 +166,15 @@ def train_proxy(
         with seeded(seed), forget_custom_gradients():
             from search_space import build_model
 
-            model = build_model(spec, num_classes=k, frames=frames, resolution=resolution, depthwise=depthwise)
+            model = build_model(spec, num_classes=k, frames=frames, resolution=resolution, depthwise=build.depthwise)
             if budget.block_scale_init is not None:
                 set_block_scales(model, budget.block_scale_init)
-            for w in model.weights if initial_weights else ():
-                if w.path in initial_weights:
-                    w.assign(initial_weights[w.path])
-            result = _fit(model, dataset, budget, k, seed, jit, policy, callback, start)
+            initial = build.initial_weights
+            initial = initial(model) if callable(initial) else initial
+            for w in model.weights if initial else ():
+                if w.path in initial:
+                    w.assign(initial[w.path])
+            result = _fit(model, dataset, Setup(budget, k, seed, jit, policy), callback, start)
     finally:
         keras.config.set_dtype_policy(old_policy)
     if return_model:
@@ -185,91 +208,120 @@ def _pipelines(dataset: Any, budget: Budget, seed: int):
     return tr, va, n // bs, bs
 
 
-def _fit(model, dataset, budget: Budget, k: int, seed: int, jit: bool, policy: str | None,
-         callback: Callback | None, start: float) -> ProxyResult:
+class _Loop:
+    """One proxy run's training loop: its pipelines, compiled steps and precise-BN pass, and the
+    counters the epochs advance (optimizer steps, timed training clips and seconds)."""
 
-    train_ds, val_ds, steps_per_epoch, bs = _pipelines(dataset, budget, seed)
-    planned = [x for x in (budget.steps, budget.epochs and budget.epochs * steps_per_epoch) if x]
-    total = min(planned) if planned else None
+    def __init__(self, model, dataset: Any, setup: Setup) -> None:
+        budget = setup.budget
+        self.dataset, self.budget = dataset, budget
+        self.train_ds, self.val_ds, self.steps_per_epoch, self.bs = _pipelines(dataset, budget, setup.seed)
+        planned = [x for x in (budget.steps, budget.epochs and budget.epochs * self.steps_per_epoch) if x]
+        self.total = min(planned) if planned else None
+        self.optimizer, self.train_fn, self.eval_fn = compiled_steps(model, setup)
+        bs = self.bs
+        calibration = min(max(budget.bn_recalibration // bs, 1), self.steps_per_epoch) * bs \
+            if budget.bn_recalibration else 0
+        self.precise_bn = PreciseBN(model, dataset.train.x[:calibration], bs, setup.jit)
+        self.step = self.train_clips = 0
+        self.train_seconds = 0.0
+        self.t_loop = time.perf_counter()
+        self.done = False
+
+    def train_epoch(self, epoch: int) -> tuple[float, float, int, str | None]:
+        """(loss sum, correct sum, steps, failure reason or None) of one pass over the training clips,
+        cut short by the step or time limit (which sets `done`)."""
+        budget = self.budget
+        loss_sum = correct_sum = 0.0
+        n_steps = 0
+        reason = None
+        t_epoch = time.perf_counter()
+        for x, y in self.train_ds:
+            progress = (self.step + 1) / self.total if self.total else \
+                (time.perf_counter() - self.t_loop) / budget.seconds
+            self.optimizer.learning_rate = learning_rate_at(budget, progress)
+            loss, correct = self.train_fn(x, y)
+            loss = float(loss)
+            self.step += 1
+            n_steps += 1
+            if not math.isfinite(loss):
+                what = "NaN" if math.isnan(loss) else "infinite"
+                reason = f"loss became {what} at epoch {epoch} step {self.step}"
+                break
+            loss_sum += loss
+            correct_sum += float(correct)
+            if self.step == 1:  # leave the tracing step out of the throughput
+                t_epoch = time.perf_counter()
+                self.train_clips -= self.bs
+            if (budget.steps and self.step >= budget.steps) or (
+                    budget.seconds and time.perf_counter() - self.t_loop >= budget.seconds):
+                self.done = True
+                break
+        self.train_seconds += time.perf_counter() - t_epoch
+        self.train_clips += n_steps * self.bs
+        return loss_sum, correct_sum, n_steps, reason
+
+    def epoch(self, epoch: int, start: float) -> tuple[dict | None, str | None]:
+        """(history entry, None) of one epoch trained and validated, or (None, why it failed)."""
+        loss_sum, correct_sum, n_steps, reason = self.train_epoch(epoch)
+        if reason is not None:
+            return None, reason
+        self.precise_bn.recalibrate()
+        val_loss, val_acc = _evaluate(self.eval_fn, self.val_ds, len(self.dataset.val.y))
+        if not math.isfinite(val_loss):
+            return None, f"validation loss became NaN at epoch {epoch} step {self.step}"
+        return {
+            "epoch": epoch,
+            TRAIN_LOSS: loss_sum / max(n_steps, 1),
+            TRAIN_ACCURACY: correct_sum / max(n_steps * self.bs, 1),
+            VAL_LOSS: val_loss,
+            VAL_ACCURACY: val_acc,
+            "steps": self.step,
+            "seconds": time.perf_counter() - start,
+        }, None
+
+
+def _fit(model, dataset, setup: Setup, callback: Callback | None, start: float) -> ProxyResult:
+    loop = _Loop(model, dataset, setup)
+    budget = setup.budget
     max_epochs = budget.epochs if budget.epochs is not None else math.inf
-    optimizer, train_fn, eval_fn = _steps(model, budget, k, seed, jit, policy)
-    calibration = min(max(budget.bn_recalibration // bs, 1), steps_per_epoch) * bs if budget.bn_recalibration else 0
-    precise_bn = PreciseBN(model, dataset.train.x[:calibration], bs, jit)
-
     history: list[dict] = []
-    step = epoch = train_clips = 0
-    train_seconds = 0.0
     status, reason = Outcome.COMPLETE, None
-    t_loop = time.perf_counter()
-    done = False
+    epoch = 0
     try:
-        while not done and epoch < max_epochs:
+        while not loop.done and epoch < max_epochs:
             epoch += 1
-            loss_sum = correct_sum = 0.0
-            n_steps = 0
-            t_epoch = time.perf_counter()
-            for x, y in train_ds:
-                progress = (step + 1) / total if total else (time.perf_counter() - t_loop) / budget.seconds
-                optimizer.learning_rate = learning_rate_at(budget, progress)
-                loss, correct = train_fn(x, y)
-                loss = float(loss)
-                step += 1
-                n_steps += 1
-                if not math.isfinite(loss):
-                    what = "NaN" if math.isnan(loss) else "infinite"
-                    status, reason = Outcome.FAILED, f"loss became {what} at epoch {epoch} step {step}"
-                    break
-                loss_sum += loss
-                correct_sum += float(correct)
-                if step == 1:  # leave the tracing step out of the throughput
-                    t_epoch = time.perf_counter()
-                    train_clips -= bs
-                if (budget.steps and step >= budget.steps) or (
-                        budget.seconds and time.perf_counter() - t_loop >= budget.seconds):
-                    done = True
-                    break
-            train_seconds += time.perf_counter() - t_epoch
-            train_clips += n_steps * bs
-            if status is Outcome.FAILED:
+            entry, reason = loop.epoch(epoch, start)
+            if entry is None:
+                status = Outcome.FAILED
                 break
-            precise_bn.recalibrate()
-            val_loss, val_acc = _evaluate(eval_fn, val_ds, len(dataset.val.y))
-            if not math.isfinite(val_loss):
-                status, reason = Outcome.FAILED, f"validation loss became NaN at epoch {epoch} step {step}"
-                break
-            entry = {
-                "epoch": epoch,
-                TRAIN_LOSS: loss_sum / max(n_steps, 1),
-                TRAIN_ACCURACY: correct_sum / max(n_steps * bs, 1),
-                VAL_LOSS: val_loss,
-                VAL_ACCURACY: val_acc,
-                "steps": step,
-                "seconds": time.perf_counter() - start,
-            }
             history.append(entry)
             if callback is not None and callback(epoch, dict(entry)):
                 status, reason = Outcome.EARLY_STOPPED, f"stopped by the callback after epoch {epoch}"
                 break
     finally:
-        precise_bn.restore()
+        loop.precise_bn.restore()
 
     last = history[-1] if history else {}
     metrics = {name: last.get(name, math.nan)
                for name in (VAL_ACCURACY, VAL_LOSS, TRAIN_LOSS, TRAIN_ACCURACY)}
     metrics.update(
-        epochs=step / steps_per_epoch,
-        steps=step,
+        epochs=loop.step / loop.steps_per_epoch,
+        steps=loop.step,
         seconds=time.perf_counter() - start,
-        clips_per_second=train_clips / train_seconds if train_seconds > 0 else 0.0,
+        clips_per_second=loop.train_clips / loop.train_seconds if loop.train_seconds > 0 else 0.0,
     )
     return ProxyResult(status=status, metrics=metrics, history=tuple(history), reason=reason)
 
 
-def _steps(model, budget: Budget, k: int, seed: int, jit: bool, policy: str | None):
-    """(optimizer, compiled train step, compiled eval step) for `model`."""
+def compiled_steps(model, setup: Setup, augment: Callable | None = None):
+    """(optimizer, compiled train step, compiled eval step) for `model`: AdamW on its trainable variables
+    (loss scaling under mixed_float16), label smoothing, the budget's photometric jitter; `augment(x)`,
+    when given, transforms each training batch first (fine-tuning's crops and flips)."""
     import keras
     import tensorflow as tf
 
+    budget, k, seed, jit, policy = setup.budget, setup.num_classes, setup.seed, setup.jit, setup.policy
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_at(budget, 0.0), weight_decay=budget.weight_decay,
         global_clipnorm=budget.grad_clip)
@@ -282,6 +334,8 @@ def _steps(model, budget: Budget, k: int, seed: int, jit: bool, policy: str | No
     jitter = tf.random.Generator.from_seed(seed) if budget.augment else None
 
     def train_step(x, y):
+        if augment is not None:
+            x = augment(x)
         if jitter is not None:
             x = _photometric_jitter(jitter, x)
         with tf.GradientTape() as tape:
