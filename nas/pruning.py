@@ -11,7 +11,10 @@ rarely does.
 worse (by more than `margin`) than the `keep` quantile of the COMPLETE trials' values at epoch e;
 needs at least `min_trials` of them.
 
-Neither rule fires before `min_epoch` nor at the last epoch of the budget (a finished run is kept).
+`mo-asha`: asynchronous successive halving by non-dominated sorting at rungs of `min_epoch *
+eta**k` epochs against every trial that reported there, running or finished (nas/mo_asha.py).
+
+No rule fires before `min_epoch` nor at the last epoch of the budget (a finished run is kept).
 
 Single-objective studies may use Optuna's own pruners instead or as well (config `pruner:`): each
 epoch's curve value is reported with `trial.report`, and `trial.should_prune()` decides.
@@ -19,15 +22,17 @@ epoch's curve value is reported with `trial.report`, and `trial.should_prune()` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.results.record import VAL_ACCURACY, VAL_LOSS, read_trial
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS, Outcome, read_trial
 from search_space.validate import quote
 
 from .errors import UsageError
+from .mo_asha import ahead_of, is_rung, rung_loss
 
 if TYPE_CHECKING:
     from .config import EarlyStopping
@@ -99,7 +104,8 @@ def make_pruner(config: PrunerConfig):
 
 @dataclass(frozen=True)
 class Finished:
-    """A completed trial as the rule sees it: its curve by epoch and its pre-training objectives."""
+    """Another trial as the rule sees it (completed; for mo-asha also early-stopped or running):
+    its curve by epoch and its pre-training objectives."""
 
     number: int
     curve: dict  # epoch -> value of the curve objective
@@ -116,6 +122,8 @@ def should_stop(rule: EarlyStopping, epoch: int, value: float, known: dict, dire
     """
     if rule.rule == "off" or epoch < rule.min_epoch or (last_epoch is not None and epoch >= last_epoch):
         return None
+    if rule.rule == "mo-asha":
+        return _mo_asha(rule, epoch, value, known, directions, maximize, finished)
     at_epoch = [(f, f.curve[epoch]) for f in finished if epoch in f.curve]
     if rule.rule == "dominated":
         for f, other in at_epoch:
@@ -137,6 +145,31 @@ def should_stop(rule: EarlyStopping, epoch: int, value: float, known: dict, dire
     return None
 
 
+def considers(rule: EarlyStopping, epoch: int) -> bool:
+    """Whether `rule` may stop a trial after `epoch` at all (mo-asha: only at a rung), before any
+    other trial is read."""
+    return rule.rule != "off" and epoch >= rule.min_epoch and (
+        rule.rule != "mo-asha" or is_rung(epoch, rule.min_epoch, rule.eta))
+
+
+def _mo_asha(rule: EarlyStopping, epoch: int, value: float, known: dict, directions: dict, maximize: bool,
+             others: list[Finished]) -> str | None:
+    """Stop at a rung unless in the top 1/eta of the trials that reported there (nas/mo_asha.py);
+    decides only once `min_trials` others have (trials lacking a known objective left out)."""
+    if not is_rung(epoch, rule.min_epoch, rule.eta):
+        return None
+    at_rung = [(f.curve[epoch], f.known) for f in others
+               if math.isfinite(f.curve.get(epoch, math.nan)) and all(n in f.known for n in directions)]
+    if len(at_rung) < rule.min_trials:
+        return None
+    loss = rung_loss(value, known, at_rung, directions, maximize)
+    ahead, keep = ahead_of(loss, 0), max(1, len(loss) // rule.eta)
+    if ahead < keep:
+        return None
+    return (f"outside the top 1/{rule.eta} at rung epoch {epoch}: {ahead} of the {len(loss)} trials there "
+            f"rank ahead ({keep} go on; {value:.4g})")
+
+
 def _dominates(other: float, other_known: dict, value: float, known: dict, directions: dict,
                maximize: bool, margin: float) -> bool:
     """`other` leads on the curve by more than `margin` (or ties with margin 0 and wins on a known
@@ -155,12 +188,20 @@ def _dominates(other: float, other_known: dict, value: float, known: dict, direc
     return lead > margin or (margin == 0 and lead == 0 and better)
 
 
-def finished_from_trials(trials, curve_key: str, known_names: list[str], objective_names: list[str]) -> list[Finished]:
-    """`Finished` records from COMPLETE Optuna trials, reading the curve from the `curve` user attr."""
+def finished_from_trials(trials, curve_key: str, known_names: list[str], objective_names: list[str],
+                         exclude: int | None = None) -> list[Finished]:
+    """`Finished` records from Optuna trials, reading the curve from the `curve` user attr: the
+    COMPLETE ones, early-stopped and RUNNING ones among `trials` too (mo-asha reads those), never
+    trial number `exclude`. Known objectives come from a COMPLETE trial's values, else from its
+    stored costs and metrics (a running trial's latency or zero-cost scores are not stored yet)."""
     out = []
     for t in trials:
         record = read_trial(t)
+        if t.number == exclude or not (record.state in ("COMPLETE", "RUNNING")
+                                       or record.outcome is Outcome.EARLY_STOPPED):
+            continue
         curve = {int(e["epoch"]): float(e[curve_key]) for e in record.curve if e.get(curve_key) is not None}
         values = dict(zip(objective_names, record.values or ()))
-        out.append(Finished(t.number, curve, {n: values[n] for n in known_names if n in values}))
+        known = {n: values[n] if n in values else record.value(n) for n in known_names}
+        out.append(Finished(t.number, curve, {n: x for n, x in known.items() if x is not None}))
     return out

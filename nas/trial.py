@@ -19,12 +19,13 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from evaluation.compat import trial_id
 from evaluation.deploy.export_trial import save_weights
-from evaluation.evaluator import EvalContext, TrainProxy, make_scorer
+from evaluation.evaluator import EvalContext, TableProxy, TrainProxy, make_scorer
 from evaluation.results.record import (
     LATENCY_MS,
     TRAIN_ACCURACY,
@@ -44,7 +45,7 @@ from evaluation.results.record import (
 from .config import COSTS, TRAINED, SearchConfig
 from .constraints import describe, is_feasible, violations
 from .errors import UsageError, interrupt_reason, raise_if_interrupted
-from .pruning import finished_from_trials, should_stop
+from .pruning import considers, finished_from_trials, should_stop
 
 KEEP_WEIGHTS_PARAMS = 5_000_000  # keep_weights "auto": keep a COMPLETE trial's weights up to this many params
 DUPLICATE_RESAMPLES = 10  # re-samples of a proposal repeating a trained architecture (`Runner._sample`)
@@ -106,6 +107,7 @@ class Runner:
         self.on_epoch: Callable[[int, dict], None] | None = None  # on_epoch(trial number, curve entry): progress
         trains = isinstance(config.proxy, TrainProxy) and config.trains
         self.budget = config.proxy.budget if trains else None  # the proxy's epochs: progress bars, early stopping
+        self.last_epoch = _last_epoch(config)  # no early stopping there: a finished run is kept
         self.score = None
         if config.trains:  # a bad supernet checkpoint stops the search before a trial
             context = EvalContext(space=space, dataset=self.dataset, study_dir=self.study_dir,
@@ -170,7 +172,7 @@ class Runner:
         try:
             metrics, curve, stop, model = self._measure(trial, spec, cost, timing)
         except KeyboardInterrupt as exc:
-            _finish(trial, trial_dir, Outcome.INTERRUPTED, interrupt_reason(exc), {}, self.curve, timing)
+            _finish(trial, trial_dir, Outcome.INTERRUPTED, interrupt_reason(exc), Measured({}, self.curve, timing))
             raise
         except TrialFailed as exc:
             self._raise_failed(trial, trial_dir, str(exc), timing)
@@ -180,7 +182,7 @@ class Runner:
             self._raise_failed(trial, trial_dir, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", timing)
         self.failure_streak = 0
         if stop is not None:
-            _finish(trial, trial_dir, Outcome.EARLY_STOPPED, stop, metrics, curve, timing)
+            _finish(trial, trial_dir, Outcome.EARLY_STOPPED, stop, Measured(metrics, curve, timing))
             raise optuna.TrialPruned(stop)
         values = [cost[o.name] if o.name in COSTS else metrics.get(o.name, math.nan) for o in self.config.objectives]
         bad = [o.name for o, v in zip(self.config.objectives, values) if not math.isfinite(v)]
@@ -189,9 +191,9 @@ class Runner:
         weights = save_weights(model, trial_dir) if model is not None else None
         if len(self.config.objectives) > 1 and self.config.curve_objective is not None:
             report_curve(trial, curve, self.config.curve_objective.name)
-        _finish(trial, trial_dir, Outcome.COMPLETE, None, metrics, curve, timing,
-                dict(zip([o.name for o in self.config.objectives], values)),
-                weights=str(weights.relative_to(self.study_dir)) if weights else None)
+        _finish(trial, trial_dir, Outcome.COMPLETE, None, Measured(
+            metrics, curve, timing, dict(zip([o.name for o in self.config.objectives], values)),
+            weights=str(weights.relative_to(self.study_dir)) if weights else None))
         return values
 
     def _sample(self, trial, taken: dict[str, int]):
@@ -213,7 +215,7 @@ class Runner:
         """End a trial FAIL with its reason and what it measured; the study goes on."""
         self.failure_streak += 1
         self.last_failure = f"trial {trial.number}: {reason}"
-        _finish(trial, trial_dir, Outcome.FAILED, reason, metrics or {}, curve or self.curve, timing)
+        _finish(trial, trial_dir, Outcome.FAILED, reason, Measured(metrics or {}, curve or self.curve, timing))
         raise TrialFailed(reason)
 
     def _measure(self, trial, spec, cost, timing):
@@ -262,7 +264,7 @@ class Runner:
         known = {n: (cost[n] if n in COSTS else metrics[n]) for n in names if n not in TRAINED}
         directions = {o.name: o.direction for o in config.objectives if o.name in known}
         single = len(config.objectives) == 1
-        last = self.budget.epochs if self.budget is not None else None
+        last = self.last_epoch
 
         def on_epoch(epoch: int, entry: dict) -> bool:
             raise_if_interrupted()  # a SIGTERM or Ctrl-C whose exception TensorFlow's cleanup swallowed
@@ -279,19 +281,40 @@ class Runner:
             if single and (last is None or epoch < last) and trial.should_prune():
                 stop.append(f"pruned by {type(trial.study.pruner).__name__} at epoch {epoch} ({value:.4g})")
                 return True
-            if config.early_stopping.rule == "off":
-                return False
-            from optuna.trial import TrialState
-
-            done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            finished = finished_from_trials(done, follow.name, list(known), names)
-            reason = should_stop(config.early_stopping, epoch, value, known, directions,
-                                 follow.direction == "maximize", finished, last_epoch=last)
+            reason = self._rule_stops(trial, epoch, value, known, directions)
             if reason:
                 stop.append(reason)
             return bool(reason)
 
         return on_epoch
+
+    def _rule_stops(self, trial, epoch: int, value: float, known: dict, directions: dict) -> str | None:
+        """The early-stopping rule's reason to stop `trial` after `epoch` (None: go on), judged
+        against the study's other trials as stored: COMPLETE ones, and for mo-asha early-stopped and
+        running ones too (whoever reached the rung, read afresh at each decision)."""
+        from optuna.trial import TrialState
+
+        rule, follow = self.config.early_stopping, self.config.curve_objective
+        if not considers(rule, epoch):
+            return None
+        states = (TrialState.COMPLETE,) + ((TrialState.PRUNED, TrialState.RUNNING) if rule.rule == "mo-asha" else ())
+        others = trial.study.get_trials(deepcopy=False, states=states)
+        finished = finished_from_trials(others, follow.name, list(known), [o.name for o in self.config.objectives],
+                                        exclude=trial.number)
+        return should_stop(rule, epoch, value, known, directions, follow.direction == "maximize", finished,
+                           last_epoch=self.last_epoch)
+
+
+def _last_epoch(config: SearchConfig) -> int | None:
+    """The proxy's last epoch (None: not bounded by epochs): the training budget's, or the table's
+    (its curves are replayed epoch by epoch)."""
+    if isinstance(config.proxy, TrainProxy):
+        return config.proxy.budget.epochs if config.trains else None
+    if isinstance(config.proxy, TableProxy):
+        from evaluation.proxies.table import PROTOCOL
+
+        return int(PROTOCOL["proxy"]["epochs"])
+    return None
 
 
 def report_curve(trial, curve: list[dict], name: str) -> None:
@@ -377,16 +400,32 @@ def _propose(study, sampler, frozen, choices: dict) -> dict:
     return params
 
 
-def _finish(trial, trial_dir: Path, outcome: Outcome, reason, metrics: dict, curve: list, timing: dict,
-            values: dict | None = None, weights: str | None = None) -> None:
+@dataclass(frozen=True)
+class Measured:
+    """What a trained (or failed) trial measured, as `_finish` records it: metrics, curve, seconds
+    by phase, and for a COMPLETE trial its objective values and kept weights (study-relative)."""
+
+    metrics: dict
+    curve: list
+    timing: dict
+    values: dict | None = None
+    weights: str | None = None
+
+
+def _finish(trial, trial_dir: Path, outcome: Outcome, reason: str | None, measured: Measured) -> None:
     """Record a trained (or failed) trial: results, then files, then the outcome (the last write
     before the state becomes final; none for COMPLETE, whose state says it)."""
-    write_results(trial, metrics=metrics, curve=curve, timing=timing, weights=weights)
-    record = {"number": trial.number, "outcome": outcome.value, "reason": reason, "values": values,
-              "metrics": metrics, "timing": timing, "weights": weights}
+    m = measured
+    write_results(trial, metrics=m.metrics, curve=m.curve, timing=m.timing, weights=m.weights)
+    _write_files(trial_dir, {"number": trial.number, "outcome": outcome.value, "reason": reason, "values": m.values,
+                             "metrics": m.metrics, "timing": m.timing, "weights": m.weights}, m.curve)
+    write_outcome(trial, outcome, reason)
+
+
+def _write_files(trial_dir: Path, record: dict, curve: list) -> None:
+    """The trial folder's metrics.json (`record`) and curve.csv (one row per evaluated epoch)."""
     (trial_dir / "metrics.json").write_text(json.dumps(record, indent=2, default=float) + "\n")
     if curve:
         keys = list(curve[0])
         lines = [",".join(keys)] + [",".join(f"{e.get(k, '')}" for k in keys) for e in curve]
         (trial_dir / "curve.csv").write_text("\n".join(lines) + "\n")
-    write_outcome(trial, outcome, reason)

@@ -247,7 +247,28 @@ class TableScorer:
         metrics = {k: float(row[k]) for k in (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, "seconds")
                    if k in row and not math.isnan(float(row[k]))}
         metrics["table_seeds"] = float(row["n_seeds"])
-        return ProxyResult(status=Outcome.COMPLETE, metrics=metrics)
+        return _replay(row, metrics, callback) if callback is not None else ProxyResult(Outcome.COMPLETE, metrics)
+
+
+def _replay(row: dict, metrics: dict, callback: Any):
+    """Hand the row's seed-averaged curve to `callback(epoch, entry)` epoch by epoch, as training
+    would (so early-stopping rules run on the table); True from it stops the replay there, status
+    EARLY_STOPPED with that epoch's metrics and its share of the seconds."""
+    from evaluation.proxies.train import ProxyResult
+
+    epochs = int(PROTOCOL["proxy"]["epochs"])
+    history: list[dict] = []
+    for epoch in range(1, epochs + 1):
+        entry = {"epoch": epoch, **{m: float(row[f"{m}_e{epoch}"]) for m in CURVE_METRICS
+                                    if not math.isnan(float(row.get(f"{m}_e{epoch}", math.nan)))}}
+        if "seconds" in metrics:
+            entry["seconds"] = metrics["seconds"] * epoch / epochs
+        history.append(entry)
+        if callback(epoch, dict(entry)):
+            stopped = {**metrics, **{k: v for k, v in entry.items() if k != "epoch"}}
+            return ProxyResult(status=Outcome.EARLY_STOPPED, metrics=stopped, history=tuple(history),
+                               reason=f"stopped by the callback after epoch {epoch}")
+    return ProxyResult(status=Outcome.COMPLETE, metrics=metrics, history=tuple(history))
 
 
 __all__ = ["PROTOCOL", "TableLookup", "TableScorer", "arch_means", "check_table_file", "export_table", "load_table",
