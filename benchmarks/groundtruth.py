@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau, spearman_rho  # noqa: E402
 from evaluation.proxies.table import PROTOCOL, arch_means, load_table, reproducibility, spread  # noqa: E402
+from evaluation.results.record import TRAIN_ACCURACY, VAL_ACCURACY, VAL_LOSS  # noqa: E402
 
 TABLE = Path(__file__).resolve().parent.parent / "results" / "bench" / "table.csv"
 ZERO_COST_CACHE = TABLE.parent / "zero_cost.csv"
@@ -65,7 +66,7 @@ def bench_table(table) -> None:
     # the other two ways to split four seeds in halves, and the final loss instead of the accuracy:
     # the {0,1} vs {2,3} figure above is one draw of several equally valid ones
     halves = (((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2)))
-    for metric in ("val_accuracy", "val_loss"):
+    for metric in (VAL_ACCURACY, VAL_LOSS):
         rs = [reproducibility(table, a, b, metric=metric) for a, b in halves]
         if rs[0]["n"] >= 5:
             taus = ", ".join(f"{set(a)} vs {set(b)} {r['tau']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
@@ -75,13 +76,13 @@ def bench_table(table) -> None:
     for name, subset in (("seeds 0-1 mean", [0, 1]), ("all seeds mean", None)):
         means = arch_means(table, subset)
         means = means[means["n_seeds"] == (len(subset) if subset else means["n_seeds"].max())]
-        s = spread(means["val_accuracy"])
+        s = spread(means[VAL_ACCURACY])
         print(f"spread ({name}, {s['n']} architectures): best {s['best']:.3f}, median {s['median']:.3f}, "
               f"90th percentile {s['p90']:.3f}; best 10% over the median by {s['top10_over_median']:.3f} "
               f"(target >= 0.10); {s['near_best']:.1%} within 0.02 of the best (target <= 10%)")
     means = arch_means(table, [0, 1])
     print("seed-0/1 mean accuracy by temporal kernel of stages 1 and 2 (bag of frames = both 1x3x3):")
-    print(means.groupby(["s1_b1_kernel", "s2_b1_kernel"])["val_accuracy"].agg(["mean", "min", "max", "size"])
+    print(means.groupby(["s1_b1_kernel", "s2_b1_kernel"])[VAL_ACCURACY].agg(["mean", "min", "max", "size"])
           .round(3).to_string())
 
 
@@ -101,17 +102,17 @@ def bench_proxies(table, zero_cost: bool) -> None:
     from search_space import SearchSpace
 
     truth, run = _truth_and_proxy(table, 0)
-    y = truth["val_accuracy"].to_numpy()
+    y = truth[VAL_ACCURACY].to_numpy()
     print(f"\n== proxies vs ground truth: {len(y)} architectures; truth = mean final val accuracy over seeds "
           f"!= 0, epoch-k proxies from the seed-0 reference run (its cosine schedule is 6 epochs long)")
     rows = [("params", truth["params"], 0.0), ("macs", truth["macs"], 0.0)]
     per_epoch = run["seconds"] / PROTOCOL["proxy"]["epochs"]
     for k in range(1, PROTOCOL["proxy"]["epochs"]):
-        rows.append((f"epoch {k} val_accuracy", run[f"val_accuracy_e{k}"], float(per_epoch.median() * k)))
-        rows.append((f"epoch {k} -val_loss", -run[f"val_loss_e{k}"], float(per_epoch.median() * k)))
-        rows.append((f"epoch {k} train_accuracy", run[f"train_accuracy_e{k}"], float(per_epoch.median() * k)))
+        for metric, sign in ((VAL_ACCURACY, 1), (VAL_LOSS, -1), (TRAIN_ACCURACY, 1)):
+            rows.append((f"epoch {k} {'-' if sign < 0 else ''}{metric}", sign * run[f"{metric}_e{k}"],
+                         float(per_epoch.median() * k)))
     last = PROTOCOL["proxy"]["epochs"]
-    rows.append((f"seed-0 run, final ({last} epochs)", run["val_accuracy"], float(run["seconds"].median())))
+    rows.append((f"seed-0 run, final ({last} epochs)", run[VAL_ACCURACY], float(run["seconds"].median())))
     if zero_cost:
         import pandas as pd
 
@@ -153,7 +154,7 @@ def _table_config(study: str, table: Path, sampler: str, seed: int, trials: int)
     return {"study": study, "space": "bench", "trials": trials, "seed": seed, "num_classes": 10,
             "sampler": {"name": sampler, "options": SAMPLERS[sampler]},
             "dataset": {"kind": "graded", "clips_per_class": 2, "frames": "spec", "resolution": "spec"},
-            "objectives": [{"maximize": "val_accuracy"}, {"minimize": "flops"}],
+            "objectives": [{"maximize": VAL_ACCURACY}, {"minimize": "flops"}],
             "proxy": {"kind": "table", "path": str(table.resolve())}}
 
 
@@ -187,7 +188,7 @@ def table_search(name: str, seed: int, trials: int, lookup, space, cost_of,
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         seen.add(arch)
-        study.tell(trial, [row["val_accuracy"], cost_of[arch]])
+        study.tell(trial, [row[VAL_ACCURACY], cost_of[arch]])
     return np.array([[-t.values[0], t.values[1]] for t in study.best_trials]), len(seen)
 
 
@@ -203,7 +204,7 @@ def bench_samplers(table_path: Path, table, seeds: int, trials: int, resample: b
     lookup = TableLookup(table_path, "bench")
     cost_of = {arch: float(row["flops"]) for arch, row in lookup.rows.items()}
     max_flops = max(estimate_cost(space.decode(p), num_classes=10).flops for p in _grid(space))
-    best = max(r["val_accuracy"] for r in lookup.rows.values())
+    best = max(r[VAL_ACCURACY] for r in lookup.rows.values())
     reference, scale = np.array([0.0, 1.1 * max_flops]), np.array([best, max_flops])
     print(f"\n== samplers on the table: maximize val_accuracy, minimize flops; {trials} trials x {seeds} "
           f"seeds; the table holds {len(lookup.rows)} of the 96 architectures (the others are rejected untrained); "
@@ -242,14 +243,11 @@ def bench_speed() -> None:
     import pandas as pd
     from search import search
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_table import _fake_table
-
-    from nas.commands.bench import bench_archs
+    from nas.bench import bench_archs, made_up_table
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "full.csv"
-        table: pd.DataFrame = _fake_table(bench_archs())
+        table: pd.DataFrame = made_up_table(bench_archs())
         table.to_csv(path, index=False)
         t = time.perf_counter()
         study = search(Path(tmp), _table_config("speed", path, "tpe", 0, 50))

@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from evaluation.results.record import VAL_ACCURACY  # noqa: E402
+
 RESOLUTION = 172
 
 
@@ -100,7 +102,7 @@ def accuracy() -> None:
     from nas.config import dataset_for
 
     df = load_results("results/reference")
-    row = df[df["state"] == "COMPLETE"].sort_values("val_accuracy", ascending=False).iloc[0]
+    row = df[df["state"] == "COMPLETE"].sort_values(VAL_ACCURACY, ascending=False).iloc[0]
     spec = row["spec"]
     demo = yaml.safe_load(Path("nas/configs/demo.yaml").read_text())
     data = load_dataset(dataset_for(demo["dataset"], spec))  # the demo's task at the spec's frames and size
@@ -109,7 +111,7 @@ def accuracy() -> None:
     result = train_proxy(spec, data, budget, seed=0, return_model=True)
     print(f"trial {int(row['number'])} of results/reference ({spec.frames}x{spec.resolution}px, "
           f"{int(row['params']):,} params) trained {budget.epochs} epochs in {time.perf_counter() - start:.0f} s: "
-          f"Keras val_accuracy {result.metrics['val_accuracy']:.4f}")
+          f"Keras {VAL_ACCURACY} {result.metrics[VAL_ACCURACY]:.4f}")
     with tempfile.TemporaryDirectory() as tmp:
         paths = export_model(spec, result.model, tmp, formats=("tflite", "tflite-int8"),
                              representative=data.train.x[::max(1, len(data.train.x) // 32)][:32],
@@ -165,7 +167,7 @@ def stream_accuracy(frames: int) -> None:
     from nas.config import dataset_for
 
     df = load_results("results/reference")
-    row = df[df["state"] == "COMPLETE"].sort_values("val_accuracy", ascending=False).iloc[0]
+    row = df[df["state"] == "COMPLETE"].sort_values(VAL_ACCURACY, ascending=False).iloc[0]
     spec = row["spec"].replace(causal=True, name="reference-best-causal")
     demo = yaml.safe_load(Path("nas/configs/demo.yaml").read_text())
     config = dataset_for(demo["dataset"], spec)
@@ -173,7 +175,7 @@ def stream_accuracy(frames: int) -> None:
     result = train_proxy(spec, data, Budget(**demo["proxy"]), seed=0, return_model=True)
     long = load_dataset({**config, "frames": frames})  # the same task, clips `frames` long
     print(f"trial {int(row['number'])} of results/reference made causal ({spec.frames}x{spec.resolution}px), trained "
-          f"as the demo trains: Keras val_accuracy {result.metrics['val_accuracy']:.4f} on {spec.frames}-frame clips")
+          f"as the demo trains: Keras {VAL_ACCURACY} {result.metrics[VAL_ACCURACY]:.4f} on {spec.frames}-frame clips")
     with tempfile.TemporaryDirectory() as tmp:
         files = {p: save_stream_tflite(spec, result.model, spec.resolution, f, Path(tmp) / f"{p}.tflite",
                                        long.train.x[::max(1, len(long.train.x) // 32)][:32] if p == "int8" else None)

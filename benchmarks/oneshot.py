@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluation.proxies.table import PROTOCOL  # noqa: E402
+from evaluation.results.record import VAL_ACCURACY, VAL_LOSS  # noqa: E402
 
 SUPERNET = {"batch_size": 16, "random_subnets": 2, "learning_rate": 0.01, "checkpoint_every": 25,
             "recalibration_clips": 128}
@@ -83,11 +84,11 @@ def score(args) -> None:
         recal = recalibration_clips(data.train.x, SUPERNET["recalibration_clips"])
         n_val = args.val_clips or len(data.val.y)
         m = scorer.score(spec, recal, data.val.x[:n_val], data.val.y[:n_val].astype("int64"))
-        rows.append({"spec_id": r["spec_id"], "supernet_accuracy": m["val_accuracy"], "supernet_loss": m["val_loss"],
-                     "seconds": m["seconds"], "table_accuracy": r["val_accuracy"], "n_seeds": int(r["n_seeds"]),
-                     "params": int(r["params"]), "flops": float(r["flops"]), "table_accuracy_e1": r.get("val_accuracy_e1", np.nan),
+        rows.append({"spec_id": r["spec_id"], "supernet_accuracy": m[VAL_ACCURACY], "supernet_loss": m[VAL_LOSS],
+                     "seconds": m["seconds"], "table_accuracy": r[VAL_ACCURACY], "n_seeds": int(r["n_seeds"]),
+                     "params": int(r["params"]), "flops": float(r["flops"]), "table_accuracy_e1": r.get(f"{VAL_ACCURACY}_e1", np.nan),
                      "table_seconds": r.get("seconds", np.nan)})
-        print(f"{r['spec_id']} supernet {m['val_accuracy']:.3f} table {r['val_accuracy']:.3f} "
+        print(f"{r['spec_id']} supernet {m[VAL_ACCURACY]:.3f} table {r[VAL_ACCURACY]:.3f} "
               f"({m['seconds']:.2f} s)", flush=True)
     df = pd.DataFrame(rows)
     df.to_csv(out / "scores.csv", index=False)
@@ -125,12 +126,12 @@ def budget_search(df, per_seed, oneshot_seconds: float, seconds_per_arch: float,
       as the one-shot wall clock allows, picking the best by its own seed-0 accuracy (expected over
       `draws`); and the same with an oracle that picks by the 4-seed mean (the old, flattering figure).
     """
-    truth = per_seed[per_seed["seed"] != 0].groupby("spec_id")["val_accuracy"].mean()
+    truth = per_seed[per_seed["seed"] != 0].groupby("spec_id")[VAL_ACCURACY].mean()
     seed0 = per_seed[per_seed["seed"] == 0].set_index("spec_id")
     budget = float(df["flops"].quantile(quantile))
     ok = df[df["flops"] <= budget].set_index("spec_id")
-    ok = ok.assign(truth=truth.reindex(ok.index), seed0=seed0["val_accuracy"].reindex(ok.index),
-                   early=seed0[f"val_accuracy_e{rerank[1]}"].reindex(ok.index))
+    ok = ok.assign(truth=truth.reindex(ok.index), seed0=seed0[VAL_ACCURACY].reindex(ok.index),
+                   early=seed0[f"{VAL_ACCURACY}_e{rerank[1]}"].reindex(ok.index))
     top = ok.sort_values("supernet_accuracy", ascending=False)
     pick, reranked = top.index[0], top.head(rerank[0])["early"].idxmax()
     epochs = PROTOCOL["proxy"]["epochs"]

@@ -33,7 +33,7 @@ import yaml
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation.results.record import Outcome, read_trial  # noqa: E402
+from evaluation.results.record import VAL_ACCURACY, Outcome, read_trial  # noqa: E402
 from nas.cli import main  # noqa: E402
 from nas.commands.demo import config_path  # noqa: E402
 from nas.storage import default_url  # noqa: E402
@@ -182,7 +182,7 @@ def bench_early_stopping(root: Path, trials: int, epochs: int) -> None:
         for t in off.best_trials:
             if t.user_attrs["spec_id"] not in front:
                 print(f"  lost from the front: trial {t.number} values {t.values} "
-                      f"(curve {[round(e['val_accuracy'], 3) for e in t.user_attrs['curve']]})")
+                      f"(curve {[round(e[VAL_ACCURACY], 3) for e in t.user_attrs['curve']]})")
 
 
 def run() -> None:

@@ -19,32 +19,13 @@ from evaluation.proxies.table import (
     required_columns,
     space_axes,
 )
+from nas.bench import bench_archs, made_up_table
 from nas.cli import main
-from nas.commands.bench import bench_archs
 from nas.trial import spec_id
 from search_space import SearchSpace, estimate_cost
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results" / "bench" / "table.csv"
 SPACE = SearchSpace.from_yaml("bench")
-
-
-def _fake_table(archs: list[dict], seeds=(0, 1)) -> pd.DataFrame:
-    """A table in the generated layout with made-up accuracies (a function of MACs and seed)."""
-    epochs = PROTOCOL["proxy"]["epochs"]
-    rows = []
-    for i, params in enumerate(archs):
-        spec = SPACE.decode(params)
-        cost = estimate_cost(spec, num_classes=PROTOCOL["num_classes"])
-        for seed in seeds:
-            acc = 0.1 + 0.4 * (i / len(archs)) + 0.01 * seed
-            row = {"spec_id": spec_id(spec), "seed": seed, "frames": spec.frames, **params,
-                   "params": cost.params, "macs": cost.macs, "flops": cost.flops,
-                   "activation_bytes": cost.activation_bytes, "val_accuracy": acc, "val_loss": 2.0 - acc,
-                   "train_accuracy": acc, "train_loss": 2.0 - acc, "space": "bench", "study": f"bench-seed{seed}",
-                   "trial": i, "seconds": 30.0, "load_avg": 1.0, "machine": "test", "finished": "2026-11-29"}
-            row.update({c: acc for c in curve_columns(epochs)})
-            rows.append(row)
-    return pd.DataFrame(rows, columns=required_columns(space_axes(SPACE), epochs))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +52,7 @@ def test_the_bench_space_is_tabulated_in_full_smallest_and_largest_first(archs):
 
 
 def test_a_table_search_reports_the_seed_averaged_accuracy_of_the_table(tmp_path, archs):
-    table = _fake_table(archs)
+    table = made_up_table(archs)
     table.to_csv(tmp_path / "table.csv", index=False)
     assert main(["search", str(_config(tmp_path, "table.csv")), "--results-dir", str(tmp_path / "r")]) == 0
     df = load_results(tmp_path / "r" / "tab")
@@ -84,7 +65,7 @@ def test_a_table_search_reports_the_seed_averaged_accuracy_of_the_table(tmp_path
 
 
 def test_an_architecture_missing_from_the_table_is_rejected_with_the_reason(tmp_path, archs):
-    _fake_table(archs[::4]).to_csv(tmp_path / "table.csv", index=False)  # a quarter of the space
+    made_up_table(archs[::4]).to_csv(tmp_path / "table.csv", index=False)  # a quarter of the space
     assert main(["search", str(_config(tmp_path, "table.csv", trials=8)), "--results-dir", str(tmp_path / "r")]) == 0
     df = load_results(tmp_path / "r" / "tab")
     assert (df["state"] == "COMPLETE").sum() == 8  # rejected trials do not count
@@ -101,7 +82,7 @@ def test_an_architecture_missing_from_the_table_is_rejected_with_the_reason(tmp_
 ])
 def test_a_bad_table_ends_the_search_with_one_line_and_status_2(tmp_path, capsys, archs, problem, message):
     path = tmp_path / "table.csv"
-    table = _fake_table(archs[:3])
+    table = made_up_table(archs[:3])
     if problem == "corrupt":
         path.write_text("just,some\n1,2\n")
     elif problem == "binary":

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from search_space.spec import NUM_CLASSES
-
-from evaluation.results.pareto import MAXIMIZED, hypervolume_history, pareto_mask
-from evaluation.results.record import BYTE_COLUMNS, LATENCY_MS, VAL_ACCURACY, VAL_LOSS, Outcome, read_trial, usable_mask
 from evaluation.results.frames import COSTS, objectives_of
+from evaluation.results.pareto import MAXIMIZED, hypervolume_history, pareto_mask
+from evaluation.results.record import (
+    BYTE_COLUMNS,
+    LATENCY_MS,
+    VAL_ACCURACY,
+    VAL_LOSS,
+    Outcome,
+    read_trial,
+    usable_mask,
+)
+from search_space.spec import NUM_CLASSES
 
 LABELS = {
     VAL_ACCURACY: "validation accuracy (proxy)", VAL_LOSS: "validation loss (proxy)",
@@ -115,8 +122,6 @@ def plot_tradeoff(df, x: str = "flops", y: str = VAL_ACCURACY, objectives: Mappi
     placed by their analytic costs at the study's input size: as points when `y` is a cost, else as
     vertical lines marked "cost only" (their accuracy on this dataset is unknown).
     """
-    from matplotlib.transforms import blended_transform_factory
-
     for col in (x, y):
         if col not in df:
             raise ValueError(f"plot_tradeoff: no column {col!r} in the results")
@@ -126,17 +131,7 @@ def plot_tradeoff(df, x: str = "flops", y: str = VAL_ACCURACY, objectives: Mappi
     fig = _figure()
     ax = fig.add_subplot()
     kinds = _kinds(df, objectives)
-    bottom = blended_transform_factory(ax.transData, ax.transAxes)
-    for kind, rows in kinds.items():
-        xs, ys = rows[x].to_numpy(dtype=float), rows[y].to_numpy(dtype=float)
-        known = np.isfinite(xs) & np.isfinite(ys)
-        style = dict(STYLE[kind])
-        if known.any():
-            ax.scatter(xs[known], ys[known], **style)
-            style.pop("label")
-        rug = np.isfinite(xs) & ~np.isfinite(ys)
-        if rug.any():
-            ax.scatter(xs[rug], np.zeros(rug.sum()), transform=bottom, clip_on=False, **style)
+    _draw_trials(ax, kinds, x, y)
     front = kinds["pareto"].sort_values(x)
     if len(front) > 1:
         ax.step(front[x], front[y], where="post" if ydir == "maximize" else "pre", color=STYLE["pareto"]["color"],
@@ -145,15 +140,7 @@ def plot_tradeoff(df, x: str = "flops", y: str = VAL_ACCURACY, objectives: Mappi
         ax.annotate(str(n), name, textcoords="offset points", xytext=(5, 5), fontsize=8)
     frames, resolution, _ = study_input(df)
     if presets and x in COSTS:
-        for name, cost in preset_costs(df, presets).items():
-            if y in COSTS:
-                ax.scatter([cost[x]], [cost[y]], marker="*", s=140, color="#2ca02c", edgecolor="black", zorder=6)
-                ax.annotate(f"MoViNet-{name}", (cost[x], cost[y]), textcoords="offset points", xytext=(6, -10),
-                            fontsize=8, color="#1b6e1b")
-            else:
-                ax.axvline(cost[x], color="#2ca02c", ls="--", lw=1.1, zorder=1)
-                ax.text(cost[x], 0.97, f"MoViNet-{name} (cost only) ", transform=bottom, rotation=90, va="top",
-                        ha="right", fontsize=8, color="#1b6e1b")
+        _draw_presets(ax, preset_costs(df, presets), x, y)
     xs = _values(df, x, presets if (presets and x in COSTS) else ())
     if len(xs) and xs.min() > 0 and xs.max() / xs.min() > 20:
         from matplotlib.ticker import LogLocator
@@ -172,6 +159,40 @@ def plot_tradeoff(df, x: str = "flops", y: str = VAL_ACCURACY, objectives: Mappi
         ax.legend(handles, labels, fontsize=8, loc="best", framealpha=0.85)
     _save(fig, path)
     return fig
+
+
+def _bottom(ax):
+    """Data x, axes y: a point at y 0 sits on the bottom edge whatever the y range."""
+    from matplotlib.transforms import blended_transform_factory
+
+    return blended_transform_factory(ax.transData, ax.transAxes)
+
+
+def _draw_trials(ax, kinds: dict, x: str, y: str) -> None:
+    """Each kind of trial in its `STYLE`; trials without a `y` along the bottom edge."""
+    for kind, rows in kinds.items():
+        xs, ys = rows[x].to_numpy(dtype=float), rows[y].to_numpy(dtype=float)
+        known = np.isfinite(xs) & np.isfinite(ys)
+        style = dict(STYLE[kind])
+        if known.any():
+            ax.scatter(xs[known], ys[known], **style)
+            style.pop("label")
+        rug = np.isfinite(xs) & ~np.isfinite(ys)
+        if rug.any():
+            ax.scatter(xs[rug], np.zeros(rug.sum()), transform=_bottom(ax), clip_on=False, **style)
+
+
+def _draw_presets(ax, costs: dict[str, dict], x: str, y: str) -> None:
+    """MoViNet presets by their costs: points when `y` is a cost, else vertical lines ("cost only")."""
+    for name, cost in costs.items():
+        if y in COSTS:
+            ax.scatter([cost[x]], [cost[y]], marker="*", s=140, color="#2ca02c", edgecolor="black", zorder=6)
+            ax.annotate(f"MoViNet-{name}", (cost[x], cost[y]), textcoords="offset points", xytext=(6, -10),
+                        fontsize=8, color="#1b6e1b")
+        else:
+            ax.axvline(cost[x], color="#2ca02c", ls="--", lw=1.1, zorder=1)
+            ax.text(cost[x], 0.97, f"MoViNet-{name} (cost only) ", transform=_bottom(ax), rotation=90, va="top",
+                    ha="right", fontsize=8, color="#1b6e1b")
 
 
 def _numbers(front, x: str, y: str):
@@ -292,56 +313,29 @@ def plot_architecture(spec, path=None, title: str | None = None, num_classes: in
     """Block diagram of `spec`: one row per stage, one box per block labelled with its kernel
     (t×h×w), expansion width and stride; each row names the stage's output width and shape at the
     spec's own input size. Box colour: temporal kernel size."""
-    from matplotlib.patches import FancyBboxPatch, Patch
+    from matplotlib.patches import Patch
 
     from search_space import walk
 
     plan = walk(spec)
     rows = len(spec.stages) + 2
     widest = max(len(s.blocks) for s in spec.stages)
-    box_w, gap, left = 1.25, 0.25, 2.6
-    width = max(7.0, left + widest * (box_w + gap) + 0.6)
+    width = max(7.0, _LEFT + widest * (_BOX_W + _GAP) + 0.6)
     fig = _figure(width * 0.95, 0.95 * rows + 0.9)
     ax = fig.add_subplot()
     ax.set_xlim(0, width)
     ax.set_ylim(-rows + 0.1, 0.9)
     ax.axis("off")
-
-    def box(x, y, w, text, colour, bold=False):
-        ax.add_patch(FancyBboxPatch((x, y - 0.36), w, 0.72, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                    facecolor=colour, edgecolor="#333333", lw=0.8))
-        dark = colour in ("#2171b5", "#08306b")
-        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black",
-                fontweight="bold" if bold else "normal")
-
-    def side(y, text):
-        ax.text(0.1, y, text, ha="left", va="center", fontsize=8)
-
     t, h, w = plan.stem_out
-    side(0, f"stem\n{spec.stem.filters} ch, {t}×{h}×{w}")
-    box(left, 0, 3 * box_w, f"conv {_k(spec.stem.kernel)}, stride {_k(spec.stem.strides)}\n"
-        f"{plan.stem_in[0]}×{plan.stem_in[1]}×{plan.stem_in[2]}×3 input", "#eeeeee")
-    layers = iter(plan.layers)
-    for i, stage in enumerate(spec.stages, 1):
-        y = -i
-        last = None
-        for j, block in enumerate(stage.blocks):
-            layer = next(layers)
-            last = layer
-            stride = "" if block.strides == (1, 1, 1) else f"\n↓ {_k(block.strides)}"
-            box(left + j * (box_w + gap), y, box_w, f"{_k(block.kernel)}\ne {block.expand}{stride}",
-                _KERNEL_COLOURS.get(block.kernel[0], "#9e9ae0"))
-            if j:
-                ax.annotate("", (left + j * (box_w + gap), y), (left + j * (box_w + gap) - gap, y),
-                            arrowprops=dict(arrowstyle="-", color="#555555", lw=0.8))
-        t, h, w = last.out_shape
-        side(y, f"stage {i}: {len(stage.blocks)} block{'s' if len(stage.blocks) > 1 else ''}\n"
-             f"{stage.filters} ch, {t}×{h}×{w}")
+    _side(ax, 0, f"stem\n{spec.stem.filters} ch, {t}×{h}×{w}")
+    _box(ax, _LEFT, 0, 3 * _BOX_W, f"conv {_k(spec.stem.kernel)}, stride {_k(spec.stem.strides)}\n"
+         f"{plan.stem_in[0]}×{plan.stem_in[1]}×{plan.stem_in[2]}×3 input", "#eeeeee")
+    _draw_stages(ax, spec, plan)
     y = -(len(spec.stages) + 1)
     classes = f" → {num_classes} classes" if num_classes else ""
-    side(y, f"head\n{spec.head.filters} ch")
-    box(left, y, 3 * box_w, f"conv 1×1×1 → {spec.head.filters}, global pool\n"
-        f"dense {spec.head.hidden}{classes}", "#eeeeee")
+    _side(ax, y, f"head\n{spec.head.filters} ch")
+    _box(ax, _LEFT, y, 3 * _BOX_W, f"conv 1×1×1 → {spec.head.filters}, global pool\n"
+         f"dense {spec.head.hidden}{classes}", "#eeeeee")
     used = sorted({b.kernel[0] for s in spec.stages for b in s.blocks})
     handles = [Patch(facecolor=_KERNEL_COLOURS.get(k, "#9e9ae0"), edgecolor="#333333", label=f"temporal kernel {k}")
                for k in used]
@@ -351,6 +345,43 @@ def plot_architecture(spec, path=None, title: str | None = None, num_classes: in
                  f"input {spec.frames}×{spec.resolution}²  (e = expansion width, ↓ = stride t×h×w)", fontsize=9)
     _save(fig, path)
     return fig
+
+
+_BOX_W, _GAP, _LEFT = 1.25, 0.25, 2.6  # block box width, gap between boxes, left margin (data units)
+
+
+def _draw_stages(ax, spec, plan) -> None:
+    """One row per stage: a box per block (kernel, expansion, stride), linked; the stage's width and shape."""
+    layers = iter(plan.layers)
+    for i, stage in enumerate(spec.stages, 1):
+        y = -i
+        last = None
+        for j, block in enumerate(stage.blocks):
+            layer = next(layers)
+            last = layer
+            stride = "" if block.strides == (1, 1, 1) else f"\n↓ {_k(block.strides)}"
+            _box(ax, _LEFT + j * (_BOX_W + _GAP), y, _BOX_W, f"{_k(block.kernel)}\ne {block.expand}{stride}",
+                 _KERNEL_COLOURS.get(block.kernel[0], "#9e9ae0"))
+            if j:
+                ax.annotate("", (_LEFT + j * (_BOX_W + _GAP), y), (_LEFT + j * (_BOX_W + _GAP) - _GAP, y),
+                            arrowprops=dict(arrowstyle="-", color="#555555", lw=0.8))
+        t, h, w = last.out_shape
+        _side(ax, y, f"stage {i}: {len(stage.blocks)} block{'s' if len(stage.blocks) > 1 else ''}\n"
+              f"{stage.filters} ch, {t}×{h}×{w}")
+
+
+def _box(ax, x, y, w, text, colour, bold=False) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x, y - 0.36), w, 0.72, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                facecolor=colour, edgecolor="#333333", lw=0.8))
+    dark = colour in ("#2171b5", "#08306b")
+    ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black",
+            fontweight="bold" if bold else "normal")
+
+
+def _side(ax, y, text) -> None:
+    ax.text(0.1, y, text, ha="left", va="center", fontsize=8)
 
 
 def _k(t: Sequence[int]) -> str:

@@ -3,7 +3,21 @@
 Add a command by writing its module and listing its `register` in `ALL` below.
 """
 
-from . import bench, cost, demo, export, fidelity, importer, predict, report, screen, search, supernet, videos
+from . import (
+    bench,
+    cost,
+    demo,
+    export,
+    fidelity,
+    finetune,
+    importer,
+    predict,
+    report,
+    screen,
+    search,
+    supernet,
+    videos,
+)
 
 ALL: list = [
     demo.register,
@@ -14,6 +28,7 @@ ALL: list = [
     report.register,
     export.register,
     importer.register,
+    finetune.register,
     fidelity.register,
     bench.register,
     supernet.register,

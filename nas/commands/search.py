@@ -1,13 +1,12 @@
 """`movinas search CONFIG` runs or resumes a study; `movinas worker CONFIG` joins one.
 
-Both open the same storage and run the same trial loop (`nas.study.drive`); `search --workers N`
-starts N `movinas worker` processes on the study and shows their progress.
+Both open the study through a `nas.session.Session` and run the same trial loop (`nas.study.drive`);
+`search --workers N` starts N `movinas worker` processes on the study and shows their progress.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
 import signal
 import subprocess
@@ -15,13 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from evaluation.results.record import read_trial
+from evaluation.results.record import VAL_ACCURACY, read_trial
 
 from ..errors import Terminated, UsageError, exit_status, raise_if_interrupted
+from ..session import STORAGE_ENV, Session, StudyRequest
+from ..summary import best_record, front_table
 
 RESUME_HINT = "run the same command again to resume"
 MAX_WORKERS = 64
-STORAGE_ENV = "MOVINAS_STORAGE"  # storage URL, read when --storage is not given
 
 
 def register(subparsers) -> None:
@@ -67,132 +67,17 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", default="results", help="results root; the study writes RESULTS_DIR/STUDY")
 
 
-class Session:
-    """Everything one process needs to take part in a study, opened and validated."""
-
-    def __init__(self, args: argparse.Namespace, worker_index: int = 0, screen: bool = True):
-        self.fresh = None  # the SQLite file this start creates: removed again when the start fails
-        self.storage = None
-        try:
-            self._open(args, worker_index, screen)
-        except BaseException:
-            self.close()
-            _remove_fresh(self.fresh)
-            raise
-
-    def close(self, wait: float | None = None) -> None:
-        """Close the storage; a SQLite study is left in one self-contained file in rollback-journal
-        mode (`release_sqlite`; `wait`: seconds to retry while other processes have it open).
-        Every exit of a writing command calls it (atexit too, for any path that does not)."""
-        from ..storage import RELEASE_WAIT, release_sqlite, stop_heartbeats
-
-        storage, self.storage = self.storage, None
-        if storage is None:
-            return
-        stop_heartbeats()
-        _end_started_trial(storage)
-        release_sqlite(storage, wait=RELEASE_WAIT if wait is None else wait)
-
-    def _open(self, args: argparse.Namespace, worker_index: int, screen: bool) -> None:
-        import optuna
-
-        from search_space import validate as v
-
-        from ..config import load_config, storage_url, study_name
-        from ..constraints import screen_budget
-        from ..storage import default_url, open_storage
-        from ..study import load_space, make_sampler, open_study, resolve_num_classes, sampler_seed
-        from ..trial import Datasets, Runner
-
-        optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by `Progress`
-        config = load_config(args.config)
-        v.integer(args.trials, "--trials", optional=True, error=UsageError)
-        v.number(args.timeout, "--timeout", 0, lo_open=True, optional=True, error=UsageError)
-        env_storage = os.environ.get(STORAGE_ENV) or None
-        for flag, url in (("--storage", args.storage), (f"${STORAGE_ENV}", env_storage)):
-            storage_url(url, flag, optional=True)
-        study = study_name(args.study, "--study") if args.study is not None else config.study
-        config = config.replace(study=study, trials=args.trials or config.trials,
-                                timeout=args.timeout if args.timeout is not None else config.timeout)
-        self.config = config
-        self.space = load_space(config)
-        self.results = Path(args.results_dir) / config.study
-        self.url = args.storage or env_storage or config.storage or default_url(args.results_dir, config.study)
-        datasets = Datasets(config, self.space)
-        if config.trains or config.zero_cost_names:
-            datasets()  # a bad dataset fails before any file is written
-        self.fresh = _fresh_sqlite(self.url)
-        self.storage = open_storage(self.url, config.heartbeat)
-        atexit.register(self.close)  # a no-op once closed
-        self.runner = Runner(config, self.space, resolve_num_classes(config, datasets), self.results, worker_index,
-                             datasets)
-        existing = _n_trials(self.storage, config.study)
-        sampler = make_sampler(config, self.space, sampler_seed(config.seed, worker_index, existing or 0))
-
-        def screen_it():
-            return screen_budget(self.space, config.constraints, self.runner.num_classes,
-                                 seed=config.seed or 0) if screen else None
-
-        # a resumed study is checked against the config first; a new one is created only once screened
-        self.feasible = screen_it() if existing is None else None
-        needs_data = config.trains or bool(config.zero_cost_names)
-        self.study = open_study(config, self.storage, self.space, sampler, self.runner.num_classes,
-                                class_names=(lambda: list(datasets().class_names)) if needs_data else None)
-        if existing is not None:
-            self.feasible = screen_it()
-        if needs_data:
-            self.runner.dataset()  # fail on a bad dataset before the first trial
-
-
-def _end_started_trial(storage) -> None:
-    """Mark interrupted (failed, re-queued on resume) the trial this process created last if it is
-    still RUNNING: a Ctrl-C or SIGTERM between Optuna creating it and the runner starting it."""
-    from optuna.trial import TrialState
-
-    from evaluation.results.record import mark_interrupted
-
-    started = getattr(storage, "last_started", None)
-    try:
-        if started is not None and storage.get_trial(started).state == TrialState.RUNNING:
-            mark_interrupted(storage, storage.get_trial(started), "interrupted before it started (Ctrl-C or SIGTERM)")
-    except Exception:  # the storage itself may be unreachable now; heartbeats clean up later
-        pass
-
-
-def _fresh_sqlite(url: str) -> Path | None:
-    """The SQLite file of `url` when it does not exist yet (this start would create it)."""
-    from ..storage import sqlite_path
-
-    path = sqlite_path(url)
-    return path if path is not None and not path.exists() else None
-
-
-def _remove_fresh(path: Path | None) -> None:
-    """Remove a database this failed start created (it holds no trial), its side files, and its folder
-    when that is left empty, so that a failed start leaves nothing behind."""
-    if path is None:
-        return
-    for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal", ".lock"))):
-        p.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass  # not empty: it held something else
-
-
-def _n_trials(storage, name: str) -> int | None:
-    """Trials of the study so far; None when there is no such study yet."""
-    try:
-        return len(storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False))
-    except KeyError:
-        return None
+def request(args: argparse.Namespace) -> StudyRequest:
+    """The study a `search` or `worker` command line asks for."""
+    return StudyRequest(args.config, trials=args.trials, storage=args.storage, study=args.study, timeout=args.timeout,
+                        results_dir=args.results_dir)
 
 
 def run_search(args: argparse.Namespace) -> int:
     from search_space import validate as v
 
     v.integer(args.workers, "--workers", 1, MAX_WORKERS, error=UsageError)
-    s = Session(args)
+    s = Session(request(args))
     try:
         return _search(args, s)
     finally:
@@ -227,7 +112,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from ..study import drive
 
     index = args.worker_index
-    s = Session(args, worker_index=index if index is not None else os.getpid(), screen=index is None)
+    s = Session(request(args), worker_index=index if index is not None else os.getpid(), screen=index is None)
     progress = None if args.quiet else Progress(s.study, s.config, None)
     try:
         why = drive(s.study, s.storage, s.runner, s.config.trials, s.config.timeout,
@@ -359,9 +244,9 @@ class Progress:
         from evaluation.results.report import format_value
 
         of = f"/{self.epochs}" if self.epochs else ""
-        acc = entry.get("val_accuracy")
+        acc = entry.get(VAL_ACCURACY)
         return f"trial {number} epoch {entry.get('epoch')}{of}" + (
-            f" val_accuracy={format_value('val_accuracy', acc)}" if acc is not None else "")
+            f" {VAL_ACCURACY}={format_value(VAL_ACCURACY, acc)}" if acc is not None else "")
 
     def _report(self, t) -> None:
         from evaluation.results.report import format_value
@@ -404,35 +289,3 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def best_record(records, config):
-    """The feasible COMPLETE trial best in the first objective, ties to the lower flops, then
-    params, then trial number (as `export --best`); None when there is none."""
-    from evaluation.results.pareto import TIE_COSTS
-
-    sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
-    done = [r for r in records if r.values and r.feasible is not False and r.state == "COMPLETE"]
-    if not done:
-        return None
-    return min(done, key=lambda r: (sign * r.values[0], *(r.cost.get(c, 0.0) for c in TIE_COSTS), r.number))
-
-
-def front_table(study, config) -> str:
-    """The Pareto front of feasible COMPLETE trials as a fixed-width table, best first in the
-    first objective (as in the report), costs in the report's units (10M, 24.8K, 0.7 MB)."""
-    sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
-    trials = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
-    if not trials:
-        return "Pareto front: no complete feasible trial yet"
-    from evaluation.results.report import format_value
-
-    names = [o.name for o in config.objectives]
-    extra = [n for n in ("params", "flops", "activation_bytes") if n not in names]
-    head = ["trial", *names, *extra]
-    rows = [[str(t.number), *(format_value(n, v) for n, v in zip(names, t.values)),
-             *(format_value(n, read_trial(t).cost.get(n)) for n in extra)] for t in trials]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([f"Pareto front ({len(trials)} trials, {', '.join(o.direction + ' ' + o.name for o in config.objectives)}):",
-                      line(head), *(line(r) for r in rows)])
