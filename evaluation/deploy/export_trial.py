@@ -75,23 +75,21 @@ def kept_weights(spec, folder: str | Path | None, record_weights: str | None, nu
     trial kept none or its file is not on this machine."""
     if not record_weights or folder is None or not (Path(folder) / record_weights).is_file():
         return None
-    import keras
-
+    from evaluation.compat import seeded
     from search_space import build_model
 
-    keras.utils.set_random_seed(seed)
-    model = build_model(spec, num_classes)
+    with seeded(seed):  # no global seed left behind
+        model = build_model(spec, num_classes)
     load_weights(model, Path(folder) / record_weights)
     return Weights("kept", model, detail={"file": record_weights, "metrics": dict(metrics or {})})
 
 
 def random_weights(spec, num_classes: int, seed: int = 0) -> Weights:
-    import keras
-
+    from evaluation.compat import seeded
     from search_space import build_model
 
-    keras.utils.set_random_seed(seed)
-    return Weights("random", build_model(spec, num_classes))
+    with seeded(seed):  # no global seed left behind
+        return Weights("random", build_model(spec, num_classes))
 
 
 @contextlib.contextmanager
