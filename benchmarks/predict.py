@@ -101,7 +101,7 @@ def make_videos(folder: Path, lengths: list[int]) -> dict[int, Path]:
 
 
 def export_a0(folder: Path, backends: list[str]) -> Path:
-    from evaluation.deploy.export import export_model
+    from evaluation.deploy.export import ExportOptions, export_model
     from search_space import movinet
     from search_space.builder import build_model
 
@@ -110,7 +110,8 @@ def export_a0(folder: Path, backends: list[str]) -> Path:
     # ReZero scales and biases start at 0; make every branch count as in a trained network
     model.set_weights([w if w.any() else np.full_like(w, 0.1) for w in model.get_weights()])
     formats = ["yaml"] + [b for b in backends if b in ("keras", "tflite", "savedmodel")]
-    export_model(spec, model, folder / "a0", formats=formats, stream=True, resolution=RESOLUTION)
+    export_model(spec, model, folder / "a0", formats=formats, stream=True,
+                 options=ExportOptions(resolution=RESOLUTION))
     return folder / "a0"
 
 

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from evaluation.datasets import single_frame, synthetic
-from evaluation.proxies.fidelity import rank_fidelity
+from evaluation.proxies.fidelity import rank_fidelity, write_fidelity
 from evaluation.proxies.train import Budget, BuildOptions, train_proxy
 from evaluation.proxies.zero_cost import zero_cost_scores
+from evaluation.results.record import TRAIN_LOSS, VAL_ACCURACY, VAL_LOSS
 from search_space import movinet
 from search_space.space import SearchSpace
 
@@ -77,7 +78,7 @@ def bench_candidate() -> None:
         times.append(total)
         print(f"candidate {i}: {zc['params']:,.0f} params, zero-cost {t_zc:.1f} s, {budget.epochs} epochs "
               f"({r.metrics['steps']} steps) {r.metrics['seconds']:.1f} s, total {total:.1f} s, "
-              f"val accuracy {r.metrics['val_accuracy']:.2f}", flush=True)
+              f"val accuracy {r.metrics[VAL_ACCURACY]:.2f}", flush=True)
     print(f"candidate: 4 classes x 128 clips, 8x64x64, zero-cost + {budget.epochs} epochs: "
           f"{statistics.mean(times):.1f} s per candidate (max {max(times):.1f} s)")
 
@@ -95,7 +96,7 @@ def bench_recipe(epochs: int, clips_per_class: int, classes: int, resolution: in
         "learning rate 0.01": {"learning_rate": 0.01},
     }
     for name, change in variants.items():
-        accs = [train_proxy(spec, ds, Budget(epochs=epochs, **change), seed=s).metrics["val_accuracy"]
+        accs = [train_proxy(spec, ds, Budget(epochs=epochs, **change), seed=s).metrics[VAL_ACCURACY]
                 for s in (0, 1)]
         print(f"recipe: {name:<30} val accuracy after {epochs} epochs (seeds 0, 1): "
               f"{accs[0]:.3f} {accs[1]:.3f} (mean {statistics.mean(accs):.3f}; {classes} classes x "
@@ -110,8 +111,8 @@ def bench_motion(epochs: int, clips_per_class: int, classes: int, resolution: in
     for name, spec in specs.items():
         for seed in (0, 1):
             b = Budget(epochs=epochs)
-            moving = train_proxy(spec, ds, b, seed=seed).metrics["val_accuracy"]
-            frozen = train_proxy(spec, still, b, seed=seed).metrics["val_accuracy"]
+            moving = train_proxy(spec, ds, b, seed=seed).metrics[VAL_ACCURACY]
+            frozen = train_proxy(spec, still, b, seed=seed).metrics[VAL_ACCURACY]
             print(f"motion: {name} seed {seed}, {classes} classes x {clips_per_class} clips 8x{resolution}², "
                   f"{epochs} epochs: clips {moving:.3f}, single frame {frozen:.3f}, gap {moving - frozen:+.3f} "
                   f"(chance {1 / classes:.3f})", flush=True)
@@ -127,8 +128,10 @@ def bench_fidelity(args) -> None:
         t = time.perf_counter()
         out = f"{args.out}/seed{seed}" if args.out else None
         r = rank_fidelity(space, ds, n=args.n, cheap=cheap, reference=f"epochs:{args.reference_epochs}",
-                          seed=seed, budget=budget, out=out,
+                          seed=seed, budget=budget,
                           progress=lambda i: print(f"  arch {i + 1}/{args.n}", end="\r", flush=True))
+        if out:
+            r = write_fidelity(r, out)
         ref = r.table[r.reference]
         print(f"fidelity seed {seed}: {args.n} archs in {time.perf_counter() - t:.0f} s; reference "
               f"{r.reference} val accuracy mean {ref.mean():.3f}, min {ref.min():.3f}, max {ref.max():.3f}")
@@ -166,7 +169,7 @@ def bench_ceiling(args) -> None:
     budget = Budget(batch_size=args.batch_size, epochs=args.reference_epochs)
     for seed in args.seeds:
         specs, first = fidelity_run(args, seed)
-        again = [train_proxy(spec, ds, budget, seed=seed + 1000).metrics["val_accuracy"] for spec in specs]
+        again = [train_proxy(spec, ds, budget, seed=seed + 1000).metrics[VAL_ACCURACY] for spec in specs]
         print(f"ceiling seed {seed}: epochs:{args.reference_epochs} with training seed {seed} vs {seed + 1000}, "
               f"{len(specs)} archs: tau {kendall_tau(first, again):+.3f} rho {spearman_rho(first, again):+.3f}",
               flush=True)
@@ -183,7 +186,7 @@ def bench_longer(args) -> None:
         for k in (2, 3):
             runs = [train_proxy(spec, ds, Budget(batch_size=args.batch_size, epochs=k), seed=seed).metrics
                     for spec in specs]
-            for metric, sign in (("val_accuracy", 1), ("val_loss", -1), ("train_loss", -1)):
+            for metric, sign in ((VAL_ACCURACY, 1), (VAL_LOSS, -1), (TRAIN_LOSS, -1)):
                 x = [sign * m[metric] for m in runs]
                 print(f"longer seed {seed}: epochs:{k}:{metric} vs epochs:{args.reference_epochs}: "
                       f"tau {kendall_tau(x, reference):+.3f} rho {spearman_rho(x, reference):+.3f}", flush=True)

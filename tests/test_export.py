@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from evaluation.deploy.export import export_model, load_tflite, read_manifest
+from evaluation.deploy.export import ExportOptions, export_model, load_tflite, read_manifest
 from search_space import ArchSpec, Stem
 from search_space.stream import init_states, stream_step
 from tests.models import randomize, small_causal_spec
@@ -167,10 +167,10 @@ def test_export_from_a_weights_file_and_list(exported, tmp_path):
     spec, model, _, clip, expected = exported
     model.save_weights(tmp_path / "w.weights.h5")
     paths = export_model(spec, tmp_path / "w.weights.h5", tmp_path / "a", formats=("tflite",),
-                         num_classes=CLASSES)
+                         options=ExportOptions(num_classes=CLASSES))
     np.testing.assert_allclose(load_tflite(paths["tflite"])(image=clip)["logits"], expected, atol=1e-4)
     paths = export_model(spec, model.get_weights(), tmp_path / "b", formats=("yaml", "weights"),
-                         num_classes=CLASSES)
+                         options=ExportOptions(num_classes=CLASSES))
     assert paths["weights"].is_file() and "tflite" not in paths
 
 
@@ -181,7 +181,8 @@ def test_export_is_float32_under_a_global_mixed_precision_policy(exported, tmp_p
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        paths = export_model(spec, model.get_weights(), tmp_path, formats=("tflite",), num_classes=CLASSES)
+        paths = export_model(spec, model.get_weights(), tmp_path, formats=("tflite",),
+                             options=ExportOptions(num_classes=CLASSES))
     finally:
         keras.config.set_dtype_policy(policy)
     np.testing.assert_allclose(load_tflite(paths["tflite"])(image=clip)["logits"], expected, atol=1e-4)
