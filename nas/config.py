@@ -98,6 +98,7 @@ class SearchConfig:
     keep_weights: bool | str = "auto"  # save COMPLETE trials' trained weights: true, false, auto (small proxies)
     supernet: SupernetConfig = SupernetConfig()  # the `supernet:` section (docs/oneshot.md)
     heartbeat: Heartbeat = Heartbeat()
+    profile: Any = None  # `profile:` a LatencyProfile: latency_ms is predicted from it before training (docs/latency.md)
     trials: int = 20
     timeout: float | None = None
     seed: int | None = 0
@@ -185,6 +186,7 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
         keep_weights=_keep_weights(data.get("keep_weights", "auto")),
         supernet=supernet,
         heartbeat=_heartbeat(data),
+        profile=_profile(data.get("profile"), base, constraints),
         trials=_int(data.get("trials", _default("trials")), "trials"),
         timeout=_number(data.get("timeout", _default("timeout")), "timeout", optional=True),
         seed=_int(data.get("seed", _default("seed")), "seed", lo=0, optional=True),
@@ -195,6 +197,8 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
         base_dir=str(base),
         raw=data,
     )
+    if config.profile is not None:
+        config = _with_profile(config)
     if isinstance(config.proxy, TableProxy):  # a bad table ends the search before it starts
         from evaluation.proxies.table import check_table_file
 
@@ -203,6 +207,45 @@ def _parse(data: Any, source: str, base: Path, default_study: str) -> SearchConf
         except ValueError as exc:
             raise UsageError(f"proxy.path: {' '.join(str(exc).split())}") from None
     return config
+
+
+def _profile(value: Any, base: Path, constraints: tuple[Constraint, ...]):
+    """The latency profile `profile:` names (a JSON file, relative to the config's folder), or None;
+    a `latency_ms` constraint needs one."""
+    if value is None:
+        bad = next((c.text for c in constraints if c.name == LATENCY_MS), None)
+        if bad:
+            raise UsageError(f"constraints: {v.quote(bad)} needs a latency profile: add profile: PROFILE.json "
+                             "(movinas latency profile writes one)")
+        return None
+    from search_space.latency import ProfileError, read_profile
+
+    if not isinstance(value, str) or not value:
+        raise UsageError(f"profile: {v.quote(value)}, must be the path of a latency profile JSON file")
+    try:
+        return read_profile(base / value)
+    except ProfileError as exc:
+        raise UsageError(f"profile: {exc}") from None
+
+
+def _with_profile(config: SearchConfig) -> SearchConfig:
+    """`latency_ms` constraints carry the profile; the profile must cover every op kind of the space."""
+    import dataclasses
+
+    from search_space import SearchSpace, SpecError
+    from search_space.latency import space_kinds
+
+    try:
+        space = SearchSpace.from_dict(config.space) if isinstance(config.space, dict) else SearchSpace.from_yaml(config.space)
+    except SpecError as exc:
+        raise UsageError(f"space: {' '.join(str(exc).split())}") from None
+    missing = config.profile.missing(space_kinds(space, config.profile.mode))
+    if missing:
+        raise UsageError(f"profile: {config.profile.describe()} has no fit for op kind(s) {', '.join(missing)} "
+                         f"that the space needs; profile it with movinas latency profile --space SPACE")
+    constraints = tuple(dataclasses.replace(c, profile=config.profile) if c.name == LATENCY_MS else c
+                        for c in config.constraints)
+    return config.replace(constraints=constraints)
 
 
 def _keep_weights(value: Any) -> bool | str:

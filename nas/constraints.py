@@ -1,6 +1,8 @@
-"""Hard constraints on analytic costs: `flops <= 1.5e9`, `activation_bytes <= 200MB`.
+"""Hard constraints on analytic costs: `flops <= 1.5e9`, `activation_bytes <= 200MB`, `latency_ms <= 8`.
 
-A constraint is checked on `search_space.estimate_cost` before anything is trained. Its
+A constraint is checked on `search_space.estimate_cost` before anything is trained; `latency_ms` on
+`search_space.latency.estimate_latency` with the latency profile the config names (`profile:`), the
+predicted ms per frame (stream profile) or per clip on that profile's device. Its
 *violation* is `value - limit` for `<=` (and `limit - value` for `>=`): positive means broken,
 zero or negative means satisfied. That is the sign convention of Optuna's `Trial.set_constraint`.
 
@@ -14,15 +16,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from evaluation.results.record import BYTE_COLUMNS, is_feasible  # noqa: F401  (is_feasible re-exported for nas)
+from evaluation.results.record import BYTE_COLUMNS, LATENCY_MS, is_feasible  # noqa: F401  (is_feasible re-exported)
 from search_space import validate as v
 from search_space.cost import COST_NAMES  # the fields of `search_space.Cost` a constraint may name
 
 from .errors import UsageError
 
 MAX_TEXT = 200  # characters of a constraint
+CONSTRAINT_NAMES = (*COST_NAMES, LATENCY_MS)  # latency_ms: predicted from a latency profile
 OPERATORS = ("<=", ">=")
 
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
@@ -39,6 +43,7 @@ class Constraint:
     op: str
     limit: float
     text: str
+    profile: Any = field(default=None, compare=False, repr=False)  # latency_ms: its LatencyProfile
 
     def violation(self, value: float) -> float:
         """> 0 when broken (by how much), <= 0 when satisfied."""
@@ -57,8 +62,8 @@ def parse_constraint(text: object, path: str = "constraints[0]") -> Constraint:
         raise UsageError(f"{path}: {v.quote(text)}, must look like 'NAME <= NUMBER[UNIT]', "
                          f"e.g. 'flops <= 1.5G' or 'activation_bytes <= 200MB'")
     name, op, number, unit = match.groups()
-    if name not in COST_NAMES:
-        raise UsageError(f"{path}: {v.quote(name)} in {v.quote(text)}, must be one of {', '.join(COST_NAMES)}")
+    if name not in CONSTRAINT_NAMES:
+        raise UsageError(f"{path}: {v.quote(name)} in {v.quote(text)}, must be one of {', '.join(CONSTRAINT_NAMES)}")
     if op not in OPERATORS:
         raise UsageError(f"{path}: operator {op!r} in {v.quote(text)}, must be one of {', '.join(OPERATORS)}")
     try:
@@ -73,6 +78,11 @@ def parse_constraint(text: object, path: str = "constraints[0]") -> Constraint:
 
 def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
     key = unit.lower()
+    if name == LATENCY_MS:
+        if key not in ("", "ms"):
+            raise UsageError(f"{path}: unit {v.quote(unit)} in {v.quote(text)}; latency_ms is in milliseconds "
+                             "(write no unit, or ms)")
+        return 1.0
     if key in _SCALE:
         return _SCALE[key]
     if key in _BYTES:
@@ -82,6 +92,25 @@ def _unit_scale(unit: str, name: str, text: str, path: str) -> float:
         return _BYTES[key]
     allowed = "K, M, G, T, KB, MB, GB, TB, KiB, MiB, GiB"
     raise UsageError(f"{path}: unit {v.quote(unit)} in {v.quote(text)}, must be one of {allowed}")
+
+
+def analytic_costs(spec, num_classes: int, profile=None) -> dict[str, Any]:
+    """`estimate_cost` of `spec` at its own input as a dict (no blocks), with `latency_ms` predicted
+    from `profile` (a `LatencyProfile`) when one is given: everything known before training."""
+    from search_space import estimate_cost
+
+    cost = estimate_cost(spec, num_classes=num_classes)._asdict()
+    cost.pop("blocks")
+    if profile is not None:
+        from search_space.latency import estimate_latency
+
+        cost[LATENCY_MS] = estimate_latency(spec, profile, num_classes=num_classes)
+    return cost
+
+
+def latency_profile(constraints: tuple[Constraint, ...]):
+    """The latency profile a `latency_ms` constraint carries, or None."""
+    return next((c.profile for c in constraints if c.profile is not None), None)
 
 
 def violations(constraints: tuple[Constraint, ...], cost) -> dict[str, float]:
@@ -111,16 +140,15 @@ def screen_budget(space, constraints: tuple[Constraint, ...], num_classes: int, 
     """
     import numpy as np
 
-    from search_space import estimate_cost
-
     if not constraints:
         return 1.0
     rng = np.random.default_rng(seed)
     best = {c.text: float("inf") for c in constraints}
     feasible = 0
+    profile = latency_profile(constraints)
     for _ in range(samples):
         spec = space.sample(rng)
-        broken = violations(constraints, estimate_cost(spec, num_classes=num_classes))
+        broken = violations(constraints, analytic_costs(spec, num_classes, profile))
         feasible += is_feasible(broken)
         for key, value in broken.items():
             best[key] = min(best[key], value)

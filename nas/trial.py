@@ -43,7 +43,7 @@ from evaluation.results.record import (
 )
 
 from .config import COSTS, TRAINED, SearchConfig
-from .constraints import describe, is_feasible, violations
+from .constraints import analytic_costs, describe, is_feasible, violations
 from .errors import UsageError, interrupt_reason, raise_if_interrupted
 from .pruning import considers, finished_from_trials, should_stop
 
@@ -146,15 +146,12 @@ class Runner:
     def _run(self, trial, release):
         import optuna
 
-        from search_space import estimate_cost
-
         release()
         self.curve = []
         t0 = time.perf_counter()
         taken = _taken_architectures(trial)
         spec = self._sample(trial, taken)
-        cost = estimate_cost(spec, num_classes=self.num_classes)._asdict()
-        cost.pop("blocks")
+        cost = analytic_costs(spec, self.num_classes, self.config.profile)  # latency_ms too with a profile
         viol = violations(self.config.constraints, cost)
         arch = spec_id(spec)
         write_start(trial, spec=spec.to_dict(), spec_id=arch, cost=cost, violations=viol, worker=self.worker,
@@ -224,7 +221,9 @@ class Runner:
         config = self.config
         metrics: dict = {}
         names = [o.name for o in config.objectives]
-        if LATENCY_MS in names:
+        if LATENCY_MS in names and LATENCY_MS in cost:  # predicted from the config's latency profile
+            metrics[LATENCY_MS] = cost[LATENCY_MS]
+        elif LATENCY_MS in names:
             from evaluation.deploy.latency import measure_latency_ms
 
             t = time.perf_counter()

@@ -11,6 +11,7 @@ from . import (
     fidelity,
     finetune,
     importer,
+    latency,
     predict,
     report,
     screen,
@@ -33,4 +34,5 @@ ALL: list = [
     bench.register,
     supernet.register,
     videos.register,
+    latency.register,
 ]

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--resolution", type=int, default=None,
                    help="input height and width in pixels (default: the spec's own)")
     p.add_argument("--classes", type=int, default=NUM_CLASSES, help=f"classifier outputs (default: {NUM_CLASSES})")
+    p.add_argument("--profile", default=None, metavar="PROFILE.json",
+                   help="a latency profile (movinas latency profile): adds predicted ms per block and in total "
+                        "(per frame for a stream profile, at --resolution)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=run)
 
@@ -62,15 +65,40 @@ def run(args: argparse.Namespace) -> int:
     frames = args.frames or spec.frames
     resolution = args.resolution or spec.resolution
     cost = estimate_cost(spec, frames, resolution, num_classes=args.classes, breakdown=True)
+    latency = predicted_latency(spec, args.profile, frames, resolution, args.classes) if args.profile else None
     if args.json:
         out = {"spec": spec.name, "frames": frames, "resolution": resolution, "classes": args.classes}
         out.update(cost.as_dict())
         for b in out["blocks"]:
             b["out_shape"] = list(b["out_shape"])
+        if latency is not None:
+            out["latency_ms"] = sum(latency)
+            out["latency_profile"] = args.profile
+            for b, ms in zip(out["blocks"], latency):
+                b["latency_ms"] = ms
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(spec, cost, frames, resolution, args.classes))
+        print(format_table(spec, cost, frames, resolution, args.classes, latency))
+        if latency is not None:
+            print(f"{'latency'.ljust(16)}  {sum(latency):,.3f} ms per {_unit(args.profile)} predicted "
+                  f"(profile {args.profile})")
     return 0
+
+
+def predicted_latency(spec: ArchSpec, path: str, frames: int, resolution: int, classes: int) -> list[float]:
+    """ms per `Cost.blocks` entry predicted from the profile at `path` (one line on a bad profile)."""
+    from search_space.latency import ProfileError, latency_breakdown, read_profile
+
+    try:
+        return latency_breakdown(spec, read_profile(path), frames, resolution, classes)
+    except ProfileError as exc:
+        raise UsageError(f"--profile: {exc}") from None
+
+
+def _unit(path: str) -> str:
+    from search_space.latency import read_profile
+
+    return "frame" if read_profile(path).mode == "stream" else "clip"
 
 
 def layer_labels(spec: ArchSpec, classes: int) -> list[str]:
@@ -89,15 +117,19 @@ def layer_labels(spec: ArchSpec, classes: int) -> list[str]:
     return labels
 
 
-def format_table(spec: ArchSpec, cost: Cost, frames: int, resolution: int, classes: int) -> str:
-    """The human report: one row per block, then the totals."""
+def format_table(spec: ArchSpec, cost: Cost, frames: int, resolution: int, classes: int,
+                 latency: list[float] | None = None) -> str:
+    """The human report: one row per block (with predicted ms when `latency` is given), then the totals."""
     head = ("block", "layer (e/kernel/stride)", "output t×h×w×c", "params", "MMACs", "peak act MB", "state KB")
-    rows = [head]
-    for b, label in zip(cost.blocks, layer_labels(spec, classes)):
+    extra = ("latency ms",) if latency is not None else ()
+    rows = [head + extra]
+    for i, (b, label) in enumerate(zip(cost.blocks, layer_labels(spec, classes))):
         rows.append((b.name, label, "×".join(map(str, b.out_shape)), f"{b.params:,}", f"{b.macs / 1e6:,.1f}",
-                     f"{b.activation_bytes / 1e6:,.2f}", f"{b.state_bytes / 1e3:,.1f}"))
+                     f"{b.activation_bytes / 1e6:,.2f}", f"{b.state_bytes / 1e3:,.1f}",
+                     *((f"{latency[i]:,.3f}",) if latency is not None else ())))
+    head = rows[0]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    right = (False, False, False, True, True, True, True)
+    right = (False, False, False, True, True, True, True, True)
 
     def line(r) -> str:
         return "  ".join(c.rjust(w) if ra else c.ljust(w) for c, w, ra in zip(r, widths, right)).rstrip()

@@ -50,6 +50,11 @@ def register(subparsers) -> None:
                    help="cost every sample at this many frames instead of its sampled frame count")
     p.add_argument("--resolution", type=int, default=None,
                    help="cost every sample at this resolution instead of its sampled one")
+    p.add_argument("--profile", default=None, metavar="PROFILE.json",
+                   help="a latency profile (movinas latency profile): also predict latency_ms of every sample")
+    p.add_argument("--constraint", action="append", default=[], metavar="TEXT",
+                   help="report the share of samples meeting it, e.g. 'latency_ms <= 8' (needs --profile) or "
+                        "'flops <= 1G'; repeatable")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=run)
 
@@ -77,8 +82,10 @@ class Screening:
     seed: int
     seconds: float  # sampling and costing
     cost_seconds: float  # `estimate_cost` alone
-    values: dict  # Cost field or "frames" / "resolution" -> numpy array, one entry per sample
+    values: dict  # Cost field or "frames" / "resolution" (or "latency_ms") -> numpy array, one entry per sample
     presets: tuple[PresetPlace, ...]
+    latency_seconds: float = 0.0  # `estimate_latency` alone, with a profile
+    feasible: dict = dataclasses.field(default_factory=dict)  # constraint text -> share of samples meeting it
 
     @property
     def samples(self) -> int:
@@ -109,14 +116,19 @@ def percentile_rank(sorted_values, x) -> float:
 
 
 def screen(space, name: str, samples: int, seed: int = 0, frames: int | None = None,
-           resolution: int | None = None, progress: bool = True) -> Screening:
-    """Draw `samples` specs from `space` with `numpy.random.default_rng(seed)` and cost each."""
+           resolution: int | None = None, progress: bool = True, profile=None, constraints=()) -> Screening:
+    """Draw `samples` specs from `space` with `numpy.random.default_rng(seed)` and cost each (and
+    predict its latency from `profile`, a `LatencyProfile`; count those meeting `constraints`)."""
     import numpy as np
     from tqdm import tqdm
 
+    from search_space.latency import estimate_latency
+
+    from ..constraints import is_feasible, violations
+
     rng = np.random.default_rng(seed)
-    rows = []
-    cost_seconds = 0.0
+    rows, latencies, met = [], [], {c.text: 0 for c in constraints}
+    cost_seconds = latency_seconds = 0.0
     clock = time.perf_counter
     start = clock()
     for _ in tqdm(range(samples), desc=f"screening {name}", unit="spec", file=sys.stderr,
@@ -125,13 +137,24 @@ def screen(space, name: str, samples: int, seed: int = 0, frames: int | None = N
         t, r = frames or spec.frames, resolution or spec.resolution
         t0 = clock()
         c = estimate_cost(spec, t, r)
-        cost_seconds += clock() - t0
+        t1 = clock()
+        cost_seconds += t1 - t0
         rows.append((c.params, c.macs, c.activation_bytes, c.state_bytes, t, r))
+        if profile is not None:
+            latencies.append(estimate_latency(spec, profile, t, r))
+            latency_seconds += clock() - t1
+        if constraints:
+            broken = violations(constraints, {**c._asdict(), "latency_ms": latencies[-1] if latencies else None})
+            for text, value in broken.items():
+                met[text] += is_feasible({text: value})
     seconds = clock() - start
     table = np.array(rows, dtype=np.int64).reshape(-1, 6)
     names = [m[0] for m in METRICS] + ["frames", "resolution"]
     values = {k: table[:, i] for i, k in enumerate(names)}
-    return Screening(name, int(space.size()), seed, seconds, cost_seconds, values, place_presets(values))
+    if profile is not None:
+        values["latency_ms"] = np.array(latencies)
+    return Screening(name, int(space.size()), seed, seconds, cost_seconds, values, place_presets(values),
+                     latency_seconds, {k: n / samples for k, n in met.items()})
 
 
 def place_presets(values: dict) -> tuple[PresetPlace, ...]:
@@ -161,7 +184,7 @@ def spread(s: Screening) -> dict:
     import numpy as np
 
     varied = [k for k in ("frames", "resolution") if s.values[k].min() != s.values[k].max()]
-    keys = [m[0] for m in METRICS] + varied
+    keys = [m[0] for m in METRICS] + (["latency_ms"] if "latency_ms" in s.values else []) + varied
     return {k: dict(zip(_pct_names(), np.percentile(s.values[k], PERCENTILES).tolist())) for k in keys}
 
 
@@ -174,7 +197,7 @@ def format_report(s: Screening) -> str:
     from evaluation.results.report import format_value
 
     sp = spread(s)
-    labels = dict(METRICS, frames="input frames", resolution="input resolution")
+    labels = dict(METRICS, frames="input frames", resolution="input resolution", latency_ms="latency ms (predicted)")
     head = ["", "min", "5%", "25%", "median", "75%", "95%", "max"]
     rows = [head]
     for key, pts in sp.items():
@@ -188,6 +211,9 @@ def format_report(s: Screening) -> str:
         f"rate: {s.samples / s.seconds:,.0f} specs/s sampled and costed "
         f"({s.samples / max(s.cost_seconds, 1e-9):,.0f} specs/s for estimate_cost alone, one core)",
     ]
+    if s.latency_seconds:
+        out.append(f"latency: {s.samples / s.latency_seconds:,.0f} specs/s for estimate_latency alone")
+    out += [f"meets {text!r}: {share:.1%} of the sample" for text, share in s.feasible.items()]
     if not s.values["state_bytes"].any():
         out.append("stream state is 0: the sampled specs are not causal (cost a causal spec for its buffers)")
     out += ["", "where the presets fall (percentile = share of the sample below the preset):", ""]
@@ -228,6 +254,8 @@ def to_json(s: Screening) -> dict:
         "cost_specs_per_second": s.samples / max(s.cost_seconds, 1e-9),
         "spread": spread(s),
         "presets": [dataclasses.asdict(p) for p in s.presets],
+        **({"latency_specs_per_second": s.samples / s.latency_seconds} if s.latency_seconds else {}),
+        **({"feasible": s.feasible} if s.feasible else {}),
     }
 
 
@@ -236,6 +264,36 @@ def run(args: argparse.Namespace) -> int:
     flag(args.seed, "--seed", 0)
     input_flags(args)
     space = load_space(args.space)
-    s = screen(space, args.space, args.samples, args.seed, args.frames, args.resolution)
+    profile = screen_profile(args.profile, space)
+    constraints = screen_constraints(args.constraint, profile)
+    s = screen(space, args.space, args.samples, args.seed, args.frames, args.resolution, profile=profile,
+               constraints=constraints)
     print(json.dumps(to_json(s), indent=2) if args.json else format_report(s))
     return 0
+
+
+def screen_profile(path: str | None, space):
+    """The latency profile of --profile, checked to cover the space (None without one)."""
+    if path is None:
+        return None
+    from search_space.latency import ProfileError, read_profile, space_kinds
+
+    try:
+        profile = read_profile(path)
+    except ProfileError as exc:
+        raise UsageError(f"--profile: {exc}") from None
+    missing = profile.missing(space_kinds(space, profile.mode))
+    if missing:
+        raise UsageError(f"--profile: {profile.describe()} has no fit for op kind(s) {', '.join(missing)} that the "
+                         f"space needs; profile it with movinas latency profile --space SPACE")
+    return profile
+
+
+def screen_constraints(texts: list[str], profile) -> tuple:
+    """--constraint texts parsed; a latency_ms one needs --profile."""
+    from ..constraints import parse_constraint
+
+    out = tuple(parse_constraint(t, f"--constraint {i + 1}") for i, t in enumerate(texts))
+    if profile is None and any(c.name == "latency_ms" for c in out):
+        raise UsageError("--constraint: latency_ms needs a latency profile: add --profile PROFILE.json")
+    return out

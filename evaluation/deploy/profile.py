@@ -1,0 +1,409 @@
+"""Measure a latency profile (`search_space.latency.LatencyProfile`) on this machine or, through a
+command template, on another device.
+
+Each op kind (`search_space.latency.ops`) is timed at shapes drawn from a search space: one small
+model per (kind, shape), written by the project's own TFLite converter
+(`evaluation.deploy.export.save_tflite`, the one the stream export uses) or run as a TF graph
+(runtime `keras`). The time of a call is the median of the fastest quarter of many calls (robust to
+other processes taking the cores), less the time of a call of a one-op model (the `overhead`, kept
+as the profile's per-frame constant); each kind's times are then fitted by non-negative least
+squares on (1, work, moved). Progress (each measured shape) is appended to a JSON-lines file, so an
+interrupted run resumes where it stopped.
+
+A command template (`adb shell ... --graph={model}`) times a model file elsewhere: `{model}` is
+replaced by the file's path (quoted); the command prints a time (`parse_time_ms`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_space.latency import (
+    FORMAT,
+    MODES,
+    RUNTIMES,
+    LatencyProfile,
+    ProfileError,
+    features,
+    kind_strides,
+    ops,
+)
+
+WARMUP = 3
+MIN_CALLS, MAX_CALLS, MIN_SECONDS = 15, 400, 0.15
+PRECISION = {"tflite": "float", "tflite-int8": "int8"}
+
+
+# ---------------------------------------------------------------------------------------------
+# which shapes
+
+
+def choose_shapes(space, mode: str = "stream", per_kind: int = 8, samples: int = 300,
+                  seed: int = 0) -> dict[str, list[tuple[int, ...]]]:
+    """Up to `per_kind` shapes of every op kind that `samples` random architectures of `space` use,
+    spread evenly over the range of each kind's work (log scale, ends included). Stream mode draws
+    each architecture causal, with its own conv type and with (2+1)D, so that a profile of a
+    non-causal space also serves its stream models."""
+    rng = np.random.default_rng(seed)
+    seen: dict[str, set] = {}
+    for _ in range(samples):
+        spec = space.sample(rng)
+        variants = [spec]
+        if mode == "stream":
+            variants = [spec.replace(causal=True), spec.replace(causal=True, conv_type="2plus1d")]
+        for kind, shape in (op for s in variants for op in ops(s, mode)):
+            seen.setdefault(kind, set()).add(shape)
+    out = {}
+    for kind, shapes in sorted(seen.items()):
+        ranked = sorted(shapes, key=lambda s: (sum(features(kind, s)), s))
+        if len(ranked) <= per_kind:
+            out[kind] = ranked
+            continue
+        keys = np.log1p([sum(features(kind, s)) for s in ranked])
+        targets = np.linspace(keys[0], keys[-1], per_kind)
+        picks = sorted({int(np.argmin(np.abs(keys - t))) for t in targets} | {0, len(ranked) - 1})
+        out[kind] = [ranked[i] for i in picks]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# one small model per (kind, shape)
+
+
+def op_function(kind: str, shape: tuple[int, ...], activation: str = "swish", seed: int = 0):
+    """(function of a dict of tensors, {name: tf.TensorSpec}) computing one op of `kind` at `shape`
+    as the frame graph writes it (random weights: speed does not depend on them)."""
+    import tensorflow as tf
+
+    from search_space.layers import ACTIVATIONS
+
+    rng = np.random.default_rng(seed)
+
+    def const(*dims):
+        return np.asarray(rng.normal(0, 0.1, dims), np.float32)
+
+    def spec(name, dims):
+        return {name: tf.TensorSpec(list(dims), tf.float32, name=name)}
+
+    if kind == "overhead":
+        return (lambda d: {"y": d["x"] - np.float32(-1.0)}), spec("x", (1, 1, 1, 1))
+    t, h, w, *rest = shape
+    strides = [1, *kind_strides(kind), 1]
+    if kind == "pointwise" or kind.startswith("conv_"):
+        cin, cout, *k = rest
+        kernel, bias = const(*(k or (1, 1)), cin, cout), const(cout)
+        return (lambda d: {"y": tf.nn.bias_add(tf.nn.conv2d(d["x"], kernel, strides, "SAME"), bias)}), \
+            spec("x", (t, h, w, cin))
+    if kind.startswith("depthwise_"):
+        c, kh, kw = rest
+        kernel, bias = const(kh, kw, c, 1), const(c)
+        return (lambda d: {"y": tf.nn.bias_add(tf.nn.depthwise_conv2d(d["x"], kernel, strides, "SAME"), bias)}), \
+            spec("x", (t, h, w, c))
+    if kind.startswith("avgpool_"):
+        return (lambda d: {"y": tf.nn.avg_pool2d(d["x"], [3, 3], strides[1:3], "SAME")}), spec("x", (t, h, w, rest[0]))
+    if kind.startswith("act_"):
+        fn = ACTIVATIONS[kind[4:]]
+        return (lambda d: {"y": fn(d["x"])}), spec("x", (t, h, w, rest[0]))
+    if kind == "elementwise":
+        return (lambda d: {"y": d["x"] + d["z"]}), {**spec("x", (t, h, w, rest[0])), **spec("z", (t, h, w, rest[0]))}
+    if kind == "se":
+        return _se(shape, const, ACTIVATIONS[activation]), spec("x", (t, h, w, rest[0]))
+    if kind == "classifier":
+        return _classifier(shape, const, ACTIVATIONS[activation]), spec("x", (t, h, w, rest[0]))
+    raise ValueError(f"unknown op kind {kind!r}")
+
+
+def _se(shape, const, act):
+    import tensorflow as tf
+
+    _, _, _, e, se_in, hid = shape
+    w1, b1, w2, b2 = const(1, 1, se_in, hid), const(hid), const(1, 1, hid, e), const(e)
+
+    def fn(d):
+        m = tf.reduce_mean(d["x"], axis=[1, 2], keepdims=True)
+        if se_in != e:  # 2plus3d: [clip mean | frame mean]
+            m = tf.concat([m, m * np.float32(0.5)], axis=-1)
+        g = act(tf.nn.bias_add(tf.nn.conv2d(m, w1, 1, "VALID"), b1))
+        return {"y": tf.sigmoid(tf.nn.bias_add(tf.nn.conv2d(g, w2, 1, "VALID"), b2))}
+
+    return fn
+
+
+def _classifier(shape, const, act):
+    import tensorflow as tf
+
+    _, _, _, hp, hidden, classes = shape
+    w1, b1, w2, b2 = const(1, 1, hp, hidden), const(hidden), const(1, 1, hidden, classes), const(classes)
+
+    def fn(d):
+        m = tf.reduce_mean(d["x"], axis=[1, 2], keepdims=True)
+        x = act(tf.nn.bias_add(tf.nn.conv2d(m, w1, 1, "VALID"), b1))
+        return {"y": tf.reshape(tf.nn.bias_add(tf.nn.conv2d(x, w2, 1, "VALID"), b2), [-1, classes])}
+
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# timing
+
+
+def robust_ms(seconds: list[float]) -> tuple[float, float]:
+    """(median of the fastest quarter, its spread: overall median / that − 1), in ms: other processes
+    only ever add time, so the fast calls are the op's own."""
+    s = np.sort(np.asarray(seconds)) * 1000
+    fast = float(np.median(s[: max(1, len(s) // 4)]))
+    return fast, float(np.median(s) / fast - 1) if fast > 0 else 0.0
+
+
+def time_calls(call, min_calls: int = MIN_CALLS, max_calls: int = MAX_CALLS, min_seconds: float = MIN_SECONDS):
+    """Wall times of `call()` after `WARMUP` calls: at least `min_calls` and `min_seconds`."""
+    for _ in range(WARMUP):
+        call()
+    times = []
+    start = time.perf_counter()
+    while len(times) < max_calls and (len(times) < min_calls or time.perf_counter() - start < min_seconds):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def interpreter(path: str | Path, threads: int):
+    """A LiteRT interpreter of the file with its inputs set to random values (XNNPACK, `threads`)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - depends on the environment
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    it = Interpreter(model_path=str(path), num_threads=threads)
+    it.allocate_tensors()
+    rng = np.random.default_rng(0)
+    for d in it.get_input_details():
+        it.set_tensor(d["index"], rng.uniform(0, 1, d["shape"]).astype(d["dtype"]))
+    return it
+
+
+def time_tflite(path: str | Path, threads: int, **kw) -> tuple[float, float]:
+    """Robust ms of one `invoke()` of a TFLite file (inputs set once: what benchmark_model times)."""
+    it = interpreter(path, threads)
+    return robust_ms(time_calls(it.invoke, **kw))
+
+
+def time_function(fn, inputs: dict, **kw) -> tuple[float, float]:
+    """Robust ms of one call of `fn` traced as a TF graph (the `keras` runtime)."""
+    import tensorflow as tf
+
+    graph = tf.function(fn, input_signature=[inputs])
+    rng = np.random.default_rng(0)
+    feed = {n: tf.constant(rng.uniform(0, 1, s.shape).astype(np.float32)) for n, s in inputs.items()}
+    return robust_ms(time_calls(lambda: graph(feed), **kw))
+
+
+_AVG_US = re.compile(r"Inference \(avg\):\s*([0-9.eE+]+)")  # TFLite's benchmark_model, in microseconds
+_NUMBER = re.compile(r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|us|µs|s)?\b")
+
+
+def parse_time_ms(text: str) -> float | None:
+    """The time a command printed, in ms: TFLite benchmark_model's `Inference (avg): N` (µs), else the
+    last number of the output, in ms unless followed by `us`/`µs` or `s`. None when there is none."""
+    found = _AVG_US.findall(text)
+    if found:
+        return float(found[-1]) / 1000
+    numbers = _NUMBER.findall(text)
+    if not numbers:
+        return None
+    value, unit = numbers[-1]
+    return float(value) * {"us": 1e-3, "µs": 1e-3, "s": 1e3}.get(unit, 1.0)
+
+
+def run_command(template: str, model: str | Path, timeout: float) -> float:
+    """Run `template` with `{model}` replaced by the (quoted) path of the model file; the ms it prints.
+    `ProfileError` when it fails, times out or prints no time."""
+    command = template.replace("{model}", shlex.quote(str(model)))
+    try:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ProfileError(f"--command: {template!r} did not finish within {timeout:g} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        raise ProfileError(f"--command: {template!r} exited with status {done.returncode} ({last})")
+    ms = parse_time_ms(done.stdout)
+    if ms is None or not np.isfinite(ms) or ms < 0:
+        raise ProfileError(f"--command: {template!r} printed no time (expected a number of ms, e.g. '1.23 ms', "
+                           f"or benchmark_model's 'Inference (avg): N'); it printed {done.stdout.strip()[:80]!r}")
+    return ms
+
+
+# ---------------------------------------------------------------------------------------------
+# the profile
+
+
+def versions(runtime: str) -> dict[str, str]:
+    """The versions that make a profile's figures: runtime library and movinas' profile format."""
+    from importlib import metadata
+
+    out = {"profile_format": str(FORMAT)}
+    for package in (("tensorflow",) if runtime == "keras" else ("tensorflow", "ai-edge-litert")):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "absent"
+    return out
+
+
+def machine() -> str:
+    """This machine in words: CPU model, cores, OS."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+class Profiler:
+    """Measures the shapes of `choose_shapes` for one runtime, mode and thread count into a progress
+    file under `work` (resumed when present), then fits a `LatencyProfile`."""
+
+    def __init__(self, runtime: str, mode: str, threads: int, work: str | Path, command: str | None = None,
+                 timeout: float = 120.0, activation: str = "swish"):
+        if runtime not in RUNTIMES:
+            raise ProfileError(f"--runtime: {runtime!r}, must be one of {', '.join(RUNTIMES)}")
+        if mode not in MODES:
+            raise ProfileError(f"--mode: {mode!r}, must be one of {', '.join(MODES)}")
+        if command is not None and runtime == "keras":
+            raise ProfileError("--command times TFLite files elsewhere; it needs --runtime tflite or tflite-int8")
+        self.runtime, self.mode, self.threads, self.command = runtime, mode, threads, command
+        self.timeout, self.activation = timeout, activation
+        self.work = Path(work)
+        self.header = {"runtime": runtime, "mode": mode, "threads": threads, "command": command,
+                       "versions": versions(runtime), "machine": machine() if command is None else None}
+        key = hashlib.sha1(json.dumps(self.header, sort_keys=True).encode()).hexdigest()[:10]
+        self.progress = self.work / f"progress-{runtime}-{mode}-{threads}t-{key}.jsonl"
+
+    def done(self) -> dict[tuple[str, tuple], list[tuple[float, float]]]:
+        """Measurements already on disk: {(kind, shape): [(ms, spread) of each round]}."""
+        if not self.progress.exists():
+            return {}
+        lines = self.progress.read_text().splitlines()
+        if not lines or json.loads(lines[0]) != self.header:
+            raise ProfileError(f"{self.progress}: partial progress of another runtime, machine or version; "
+                               f"delete it or profile into another --out")
+        out: dict = {}
+        for line in lines[1:]:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by an interrupt: measured again
+                continue
+            out.setdefault((r["kind"], tuple(r["shape"])), []).append((r["ms"], r["spread"]))
+        return out
+
+    def measure(self, kind: str, shape: tuple[int, ...]) -> tuple[float, float]:
+        """(robust ms, spread) of one op model, call overhead included."""
+        fn, inputs = op_function(kind, shape, self.activation)
+        if self.runtime == "keras":
+            return time_function(fn, inputs)
+        from evaluation.deploy.export import save_tflite
+
+        name = f"{kind}-{'x'.join(map(str, shape)) or 'call'}-{self.runtime}.tflite"
+        path = self.work / "models" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rep = _representative(inputs) if self.runtime == "tflite-int8" else None
+            save_tflite(fn, inputs, path.with_suffix(".part"), representative=rep, precision=PRECISION[self.runtime])
+            path.with_suffix(".part").rename(path)
+        if self.command is not None:
+            return run_command(self.command, path, self.timeout), 0.0
+        return time_tflite(path, self.threads)
+
+    def run(self, shapes: dict[str, list[tuple]], rounds: int = 3, progress_bar: bool = True) -> dict:
+        """Measure every shape `rounds` times (the rounds minutes apart: a burst of load on the machine
+        spoils one, not all), skipping what is on disk; {(kind, shape): (fastest ms, its spread)}."""
+        from tqdm import tqdm
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        measured = self.done()
+        if not self.progress.exists():
+            self.progress.write_text(json.dumps(self.header) + "\n")
+        keys = [("overhead", ())] + [(k, s) for k, ss in shapes.items() if k != "overhead" for s in ss]
+        rounds = 1 if self.command is not None else rounds  # a remote tool repeats on its own
+        todo = [key for r in range(rounds) for key in keys if len(measured.get(key, ())) <= r]
+        with open(self.progress, "a") as log, _quiet_tf():
+            for kind, shape in tqdm(todo, desc=f"profile {self.runtime} {self.threads}t", unit="op",
+                                    disable=not progress_bar):
+                ms, spread = self.measure(kind, shape)
+                measured.setdefault((kind, shape), []).append((ms, spread))
+                log.write(json.dumps({"kind": kind, "shape": list(shape), "ms": ms, "spread": spread}) + "\n")
+                log.flush()
+        return {key: min(measured[key]) for key in keys}
+
+
+def fit_profile(results: dict, header: dict, space: str = "") -> LatencyProfile:
+    """Non-negative least squares per kind on (1, work, moved), times less the call overhead."""
+    from scipy.optimize import nnls
+
+    overhead = results[("overhead", ())][0]
+    kinds, errors = {}, []
+    by_kind: dict[str, list] = {}
+    for (kind, shape), (ms, _) in results.items():
+        if kind != "overhead":
+            by_kind.setdefault(kind, []).append((features(kind, shape), max(ms - overhead, 0.0)))
+    for kind, rows in sorted(by_kind.items()):
+        x = np.array([[1.0, w, m] for (w, m), _ in rows])
+        y = np.array([ms for _, ms in rows])
+        scale = np.maximum(np.abs(x).max(axis=0), 1e-12)  # columns of 1, MACs and elements differ by 10^6
+        coef, _ = nnls(x / scale, y)
+        coef = coef / scale
+        kinds[kind] = tuple(float(c) for c in coef)
+        fitted = x @ coef
+        errors += list(np.abs(fitted - y) / np.maximum(y, 1e-3))
+    spreads = [s for _, s in results.values()]
+    return LatencyProfile(
+        runtime=header["runtime"], mode=header["mode"], threads=header["threads"],
+        machine=header["machine"] or "(remote)", kinds=kinds, overhead_ms=float(overhead),
+        versions=header["versions"], spread={"repeat_spread_median": float(np.median(spreads)),
+                                              "fit_error_median": float(np.median(errors)) if errors else 0.0,
+                                              "fit_error_p90": float(np.percentile(errors, 90)) if errors else 0.0},
+        space=space, command=header["command"], created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        samples=len(results))
+
+
+def _representative(inputs: dict):
+    """Calibration inputs of an int8 op model: a few random draws."""
+    rng = np.random.default_rng(0)
+
+    def gen():
+        for _ in range(4):
+            yield {n: rng.uniform(0, 1, s.shape).astype(np.float32) for n, s in inputs.items()}
+
+    return gen
+
+
+class _quiet_tf:
+    """TensorFlow's converter chatter off while profiling (absl warnings per converted model)."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("tensorflow")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.setLevel(self.level)

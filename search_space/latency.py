@@ -1,0 +1,363 @@
+"""Latency on a named device, predicted from a latency profile: pure Python, no TensorFlow.
+
+A `LatencyProfile` is data about a device and runtime (like the cost model's constants): for each op
+kind the stream model (or the clip model) is made of, a linear fit of its time on the op's shape,
+`ms = a + b · work + c · moved` (`work`: multiply-accumulates, or elements for element-wise ops;
+`moved`: elements read and written), and a fixed per-call overhead. `evaluation.deploy.profile`
+measures one on the machine it runs on (`movinas latency profile`); this module only reads it.
+
+`ops(spec, mode)` lists the ops of a spec, each `(kind, shape)`, from the same walk the cost model
+and the builder share (`search_space.plan.walk`); the profiler measures the shapes it lists and
+`estimate_latency` sums the fits over the same ops in one loop (tests/test_latency.py holds the two
+equal). Op kinds, as the one-frame TFLite stream graph (`evaluation.deploy.frame_graph`) runs them:
+
+- `conv_{kh}x{kw}_s{s}`: the stem's dense conv; `pointwise`: every 1×1 conv (expansion, projection,
+  skip, head conv); `depthwise_{kh}x{kw}_s{s}`: a spatial depthwise conv (one per temporal tap when
+  a 3d conv has a spatial kernel);
+- `elementwise`: one add or multiply on a feature map (temporal taps and their partial sums, the SE
+  gate, the residual add); `act_{name}`: an activation on a feature map;
+- `se`: squeeze-excite on vectors (spatial mean, two small convs, gate activation);
+- `avgpool_s{s}`: the skip path's 3×3 average pool; `classifier`: head pool, hidden dense, logits;
+- `overhead`: one call of the model, whatever its size (counted once).
+
+Mode `stream` predicts milliseconds per frame (the walk at one frame); `clip` per clip of `frames`
+frames, the same ops on every frame (a first approximation of the clip model: not validated).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .plan import walk
+from .spec import NUM_CLASSES, ArchSpec
+
+FORMAT = 1  # of the profile file
+RUNTIMES = ("tflite", "tflite-int8", "keras")
+MODES = ("stream", "clip")
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be read or does not fit what is asked of it (one line)."""
+
+
+@dataclass(frozen=True)
+class LatencyProfile:
+    """Per-op-kind latency fits of one runtime on one machine, read from JSON (`read_profile`).
+
+    `kinds`: {kind: (a ms, b ms per unit of work, c ms per element moved)}; `overhead_ms`: one call;
+    `spread`: how noisy the measurements were and how well the fits hold (fractions); `versions`:
+    of the runtime and movinas that measured; `command`: the template that ran the measurements
+    elsewhere, or None for this machine."""
+
+    runtime: str
+    mode: str
+    threads: int
+    machine: str
+    kinds: dict[str, tuple[float, float, float]]
+    overhead_ms: float
+    versions: dict[str, str] = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)
+    space: str = ""
+    command: str | None = None
+    created: str = ""
+    samples: int = 0
+    format: int = FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["kinds"] = {k: list(v) for k, v in sorted(self.kinds.items())}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def describe(self) -> str:
+        """One line: runtime, mode, threads, machine."""
+        where = f"via {self.command!r}" if self.command else self.machine
+        return f"{self.runtime} {self.mode}, {self.threads} thread(s), {where}"
+
+    def missing(self, kinds) -> list[str]:
+        """The kinds of `kinds` this profile has no fit for, sorted."""
+        return sorted(set(kinds) - set(self.kinds))
+
+
+def read_profile(path: str | Path, runtime: str | None = None, mode: str | None = None) -> LatencyProfile:
+    """The profile at `path`; `ProfileError` (one line naming the file) when it is unreadable, of
+    another format, or of another `runtime` / `mode` than the ones asked for."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProfileError(f"profile {path}: not a readable JSON file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    profile = profile_from_dict(data, f"profile {path}")
+    if runtime is not None and profile.runtime != runtime:
+        raise ProfileError(f"profile {path}: measured for runtime {profile.runtime!r}, not {runtime!r}; "
+                           f"measure one with movinas latency profile --runtime {runtime}")
+    if mode is not None and profile.mode != mode:
+        raise ProfileError(f"profile {path}: mode {profile.mode!r}, not {mode!r}")
+    return profile
+
+
+def profile_from_dict(data: Any, where: str = "profile") -> LatencyProfile:
+    """Validate and build a profile from its JSON dict (errors name `where` and the field)."""
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where}: must be a JSON object, found {type(data).__name__}")
+    if data.get("format") != FORMAT:
+        raise ProfileError(f"{where}: profile format {data.get('format')!r}, this movinas reads format {FORMAT}")
+    known = set(LatencyProfile.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ProfileError(f"{where}: unknown field {unknown[0]!r}")
+    for key, allowed in (("runtime", RUNTIMES), ("mode", MODES)):
+        if data.get(key) not in allowed:
+            raise ProfileError(f"{where}: {key} {data.get(key)!r}, must be one of {', '.join(allowed)}")
+    threads = data.get("threads")
+    if type(threads) is not int or threads < 1:
+        raise ProfileError(f"{where}: threads {threads!r}, must be a positive integer")
+    kinds = data.get("kinds")
+    if not isinstance(kinds, dict) or not kinds:
+        raise ProfileError(f"{where}: kinds must be a non-empty object of kind: [a, b, c]")
+    table = {}
+    for kind, coef in kinds.items():
+        if not (isinstance(coef, list) and len(coef) == 3 and all(_finite(c) and c >= 0 for c in coef)):
+            raise ProfileError(f"{where}: kinds.{kind}: {coef!r}, must be 3 non-negative numbers [a, b, c]")
+        table[str(kind)] = tuple(float(c) for c in coef)
+    overhead = data.get("overhead_ms")
+    if not (_finite(overhead) and overhead >= 0):
+        raise ProfileError(f"{where}: overhead_ms {overhead!r}, must be a non-negative number")
+    rest = {k: data[k] for k in ("machine", "versions", "spread", "space", "command", "created", "samples")
+            if k in data}
+    return LatencyProfile(runtime=data["runtime"], mode=data["mode"], threads=threads, kinds=table,
+                          overhead_ms=float(overhead), **{"machine": "", **rest})
+
+
+def _finite(x: Any) -> bool:
+    return type(x) in (int, float) and math.isfinite(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ops of a spec
+
+
+def _hw(kernel: tuple[int, int, int], strides: tuple[int, int, int]) -> str:
+    return f"{kernel[1]}x{kernel[2]}_s{strides[1]}x{strides[2]}"
+
+
+def ops(spec: ArchSpec, mode: str = "stream", frames: int | None = None, resolution: int | None = None,
+        num_classes: int = NUM_CLASSES) -> list[tuple[str, tuple[int, ...]]]:
+    """Every op of `spec` as `(kind, shape)`, in network order; shapes start with (t, h, w) of the op's
+    input (t = 1 in stream mode). `features(kind, shape)` gives an op's (work, moved)."""
+    return [op for part in block_ops(spec, mode, frames, resolution, num_classes) for op in part]
+
+
+def block_ops(spec: ArchSpec, mode: str = "stream", frames: int | None = None, resolution: int | None = None,
+              num_classes: int = NUM_CLASSES) -> list[list[tuple[str, tuple[int, ...]]]]:
+    """`ops` grouped as `search_space.Cost.blocks` are: the stem (with the call overhead), each layer,
+    the head conv, the classifier (with the head pool)."""
+    t = 1 if mode == "stream" else (frames or spec.frames)
+    plan = walk(spec, t, resolution)
+    act = "act_" + spec.activation
+    (ti, hi, wi), (to, ho, wo) = plan.stem_in, plan.stem_out
+    f = spec.stem.filters
+    parts = [[("overhead", ()),
+              ("conv_" + _hw(spec.stem.kernel, spec.stem.strides), (ti, hi, wi, 3, f, *spec.stem.kernel[1:])),
+              (act, (to, ho, wo, f))]]
+    split = spec.conv_type != "3d"
+    for lp in plan.layers:
+        kt, kh, kw = lp.kernel
+        (ti, hi, wi), (to, ho, wo) = lp.in_shape, lp.out_shape
+        e = lp.expand
+        dw = ("depthwise_" + _hw(lp.kernel, lp.strides), (ti, hi, wi, e, kh, kw))
+        taps = ("elementwise", (to, ho, wo, e))
+        out = [("pointwise", (ti, hi, wi, lp.c_in, e)), (act, (ti, hi, wi, e))]
+        if split or kt == 1:
+            out += [dw, (act, (to, ho, wo, e))]
+            if kt > 1:  # k_t multiplies, their partial sums and the bias
+                out += [taps] * (2 * kt) + [(act, (to, ho, wo, e))]
+        elif (kh, kw) == (1, 1):
+            out += [taps] * (2 * kt) + [(act, (to, ho, wo, e))]
+        else:  # a depthwise conv per temporal tap, their partial sums
+            out += [dw] * kt + [taps] * kt + [(act, (to, ho, wo, e))]
+        if lp.se_in:
+            out += [("se", (to, ho, wo, e, lp.se_in, lp.se_hidden)), taps]
+        out.append(("pointwise", (to, ho, wo, e, lp.c_out)))
+        if lp.skip_conv:
+            if lp.strides[1:] != (1, 1):
+                out.append(("avgpool_" + _hw((1, 3, 3), lp.strides), (ti, hi, wi, lp.c_in)))
+            out.append(("pointwise", (to, ho, wo, lp.c_in, lp.c_out)))
+        out.append(("elementwise", (to, ho, wo, lp.c_out)))
+        parts.append(out)
+    t, h, w = plan.head_in
+    c, hp = spec.stages[-1].filters, spec.head.filters
+    parts += [[("pointwise", (t, h, w, c, hp)), (act, (t, h, w, hp))],
+              [("classifier", (t, h, w, hp, spec.head.hidden, num_classes))]]
+    return parts
+
+
+def latency_breakdown(spec: ArchSpec, profile: LatencyProfile, frames: int | None = None,
+                      resolution: int | None = None, num_classes: int = NUM_CLASSES) -> list[float]:
+    """Predicted ms of each part of `block_ops` (stem with the call overhead, layers, head,
+    classifier): they add up to `estimate_latency`."""
+    out = []
+    for part in block_ops(spec, profile.mode, frames, resolution, num_classes):
+        ms = 0.0
+        for kind, shape in part:
+            if kind == "overhead":
+                ms += profile.overhead_ms
+                continue
+            if kind not in profile.kinds:
+                raise _missing(profile, kind, spec)
+            ms += _fit(profile.kinds[kind], *features(kind, shape))
+        out.append(ms)
+    return out
+
+
+def space_kinds(space, mode: str = "stream", samples: int = 200, seed: int = 0) -> set[str]:
+    """The op kinds the architectures of `space` need (a seeded sample; stream mode takes each as
+    causal, the stream model of a non-causal space being its causal twin)."""
+    import random
+
+    rng = random.Random(seed)
+    out: set[str] = set()
+    for _ in range(samples):
+        spec = space.sample(rng)
+        out |= kinds_of(spec if mode == "clip" or spec.causal else spec.replace(causal=True), mode)
+    return out
+
+
+def kind_strides(kind: str) -> tuple[int, int]:
+    """The spatial strides a conv, depthwise or pool kind is named with (`depthwise_3x3_s2x2`); (1, 1)
+    for other kinds."""
+    if kind.startswith(("conv_", "depthwise_", "avgpool_")):
+        sh, sw = kind.rsplit("_s", 1)[1].split("x")
+        return int(sh), int(sw)
+    return 1, 1
+
+
+def features(kind: str, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(work, moved) of one op: multiply-accumulates (elements for element-wise ops) and elements read
+    plus written."""
+    if kind == "overhead":
+        return 0, 0
+    t, h, w, *rest = shape
+    p = t * h * w
+    if kind == "pointwise":
+        cin, cout = rest
+        return p * cin * cout, p * (cin + cout)
+    if kind.startswith("conv_") or kind.startswith("depthwise_"):
+        sh, sw = kind_strides(kind)
+        q = t * -(-h // sh) * -(-w // sw)
+        if kind.startswith("conv_"):
+            cin, cout, kh, kw = rest
+            return q * kh * kw * cin * cout, p * cin + q * cout
+        c, kh, kw = rest
+        return q * kh * kw * c, (p + q) * c
+    if kind.startswith("avgpool_"):
+        sh, sw = kind_strides(kind)
+        q = t * -(-h // sh) * -(-w // sw)
+        return q * 9 * rest[0], (p + q) * rest[0]
+    if kind.startswith("act_") or kind == "elementwise":
+        return p * rest[0], 0
+    if kind == "se":
+        e, se_in, hidden = rest
+        return hidden * (se_in + e), p * e
+    if kind == "classifier":
+        hp, hidden, classes = rest
+        return hp * hidden + hidden * classes, p * hp
+    raise ValueError(f"unknown op kind {kind!r}")
+
+
+def kinds_of(spec: ArchSpec, mode: str = "stream") -> set[str]:
+    """The op kinds `spec` needs (at a tiny input: the kinds do not depend on its size)."""
+    return {k for k, _ in ops(spec, mode, frames=1, resolution=max(8, 2 * max_stride(spec)))} - {"overhead"}
+
+
+def max_stride(spec: ArchSpec) -> int:
+    """The product of the spatial strides of `spec` (the input size at which every map is 1×1)."""
+    n = spec.stem.strides[1]
+    for stage in spec.stages:
+        for b in stage.blocks:
+            n *= b.strides[1]
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
+# the estimate
+
+
+def estimate_latency(spec: ArchSpec, profile: LatencyProfile, frames: int | None = None,
+                     resolution: int | None = None, num_classes: int = NUM_CLASSES) -> float:
+    """Predicted milliseconds per frame (stream profile) or per clip of `frames` (clip profile) of
+    `spec` at `resolution`² (spec defaults), on the profile's device and runtime. `ProfileError`
+    names the first op kind the profile has no fit for. The sum over `ops(spec)` of the fits, in one
+    pass over the walk (hot in screening)."""
+    k = profile.kinds
+    t = 1 if profile.mode == "stream" else (frames or spec.frames)
+    plan = walk(spec, t, resolution)
+    try:
+        return _sum(spec, plan, k, num_classes) + profile.overhead_ms
+    except KeyError as exc:
+        raise _missing(profile, exc.args[0], spec) from None
+
+
+def _missing(profile: LatencyProfile, kind: str, spec: ArchSpec) -> ProfileError:
+    return ProfileError(f"profile ({profile.describe()}) has no fit for op kind {kind!r} that spec {spec.name!r} "
+                        f"needs; profile a space with its kernels and strides (movinas latency profile --space)")
+
+
+def _fit(coef: tuple[float, float, float], work: int, moved: int) -> float:
+    return coef[0] + coef[1] * work + coef[2] * moved
+
+
+def _sum(spec: ArchSpec, plan, k: dict, num_classes: int) -> float:
+    """Milliseconds of every op of `plan` but the call overhead; the arithmetic of `features`
+    written inline, layer by layer."""
+    a0, a1, _ = k["act_" + spec.activation]
+    p0, p1, p2 = k["pointwise"]
+    (ti, hi, wi), (to, ho, wo) = plan.stem_in, plan.stem_out
+    f = spec.stem.filters
+    _, kh, kw = spec.stem.kernel
+    q = to * ho * wo
+    ms = _fit(k["conv_" + _hw(spec.stem.kernel, spec.stem.strides)], q * kh * kw * 3 * f, ti * hi * wi * 3 + q * f)
+    ms += a0 + a1 * q * f
+    split = spec.conv_type != "3d"
+    se = k["se"] if spec.se_type != "none" else None
+    ew0, ew1, _ = k["elementwise"]
+    dws: dict = {}
+    for _, _, _, c_in, c_out, e, kernel, strides, (ti, hi, wi), (to, ho, wo), skip, se_in, hid, _ in plan.layers:
+        kt, kh, kw = kernel
+        p_in, p_out = ti * hi * wi, to * ho * wo
+        e1, e2 = p_in * e, p_out * e
+        ms += p0 + p1 * e1 * c_in + p2 * (p_in * c_in + e1) + a0 + a1 * e1  # expansion, activation
+        if not split and kt > 1 and kh == 1 and kw == 1:  # k_t multiplies and their sums, no conv
+            ms += 2 * kt * (ew0 + ew1 * e2) + a0 + a1 * e2
+        else:
+            dw = dws.get((kernel, strides))
+            if dw is None:
+                dw = dws[(kernel, strides)] = k["depthwise_" + _hw(kernel, strides)]
+            conv = dw[0] + dw[1] * e2 * kh * kw + dw[2] * (e1 + e2)
+            if split or kt == 1:
+                ms += conv + a0 + a1 * e2
+                if kt > 1:
+                    ms += 2 * kt * (ew0 + ew1 * e2) + a0 + a1 * e2
+            else:  # a depthwise conv per temporal tap, their partial sums
+                ms += kt * (conv + ew0 + ew1 * e2) + a0 + a1 * e2
+        if se_in:
+            ms += se[0] + se[1] * hid * (se_in + e) + se[2] * e2 + ew0 + ew1 * e2
+        o = p_out * c_out
+        ms += p0 + p1 * e2 * c_out + p2 * (e2 + o) + ew0 + ew1 * o  # projection, residual add
+        if skip:
+            if strides[1] != 1 or strides[2] != 1:
+                pool = k["avgpool_" + _hw((1, 3, 3), strides)]
+                ms += pool[0] + pool[1] * p_out * 9 * c_in + pool[2] * (p_in + p_out) * c_in
+            ms += p0 + p1 * p_out * c_in * c_out + p2 * (p_out * c_in + o)
+    t, h, w = plan.head_in
+    p = t * h * w
+    c, hp, hidden = spec.stages[-1].filters, spec.head.filters, spec.head.hidden
+    ms += p0 + p1 * p * c * hp + p2 * p * (c + hp) + a0 + a1 * p * hp
+    return ms + _fit(k["classifier"], hp * hidden + hidden * num_classes, p * hp)
