@@ -40,12 +40,18 @@ def register(subparsers) -> None:
     prof.add_argument("--out", required=True, metavar="PROFILE.json", help="the profile file to write")
     prof.add_argument("--space", default="paper",
                       help=f"the space whose shapes are timed: {', '.join(BUILTIN_SPACES)} or a YAML (default: paper)")
-    prof.add_argument("--per-kind", type=int, default=8, help="shapes timed per op kind (default: 8)")
+    prof.add_argument("--per-kind", type=int, default=10, help="shapes timed per op kind (default: 10)")
+    prof.add_argument("--rounds", type=int, default=3,
+                      help="times each model is timed, in rounds apart in time; the fastest counts (default: 3)")
     prof.add_argument("--samples", type=int, default=300,
                       help="architectures drawn from the space to find its shapes (default: 300)")
     prof.add_argument("--command", dest="template", default=None, metavar="TEMPLATE",
                       help="time each model file elsewhere: a shell command with {model} (the file's path) "
                            "that prints a time (ms, or benchmark_model's 'Inference (avg): N' in us)")
+    prof.add_argument("--work", default=None, metavar="DIR",
+                      help="folder of the progress file and model files (default: OUT.parts, removed when the "
+                           "profile is written); a folder named here is kept, so that profiling another thread "
+                           "count reuses its model files")
     prof.add_argument("--timeout", type=float, default=120.0, help="seconds per --command run (default: 120)")
     prof.add_argument("--no-progress", action="store_true", help="no progress bar")
     prof.set_defaults(func=run_profile)
@@ -83,6 +89,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
     flag(args.threads, "--threads", 1, MAX_THREADS)
     flag(args.per_kind, "--per-kind", 1, 100)
+    flag(args.rounds, "--rounds", 1, 20)
     flag(args.samples, "--samples", 1, 100_000)
     if not args.timeout > 0:
         raise UsageError(f"--timeout: {args.timeout}, must be a positive number of seconds")
@@ -94,16 +101,19 @@ def run_profile(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     from evaluation.deploy.profile import Profiler, choose_shapes, fit_profile
 
-    profiler = Profiler(args.runtime, args.mode, args.threads, out.with_name(out.name + ".parts"),
-                        command=args.template, timeout=args.timeout)
+    work = Path(args.work) if args.work else out.with_name(out.name + ".parts")
+    if work.is_file():
+        raise UsageError(f"--work: {work} is a file; name a folder")
+    profiler = Profiler(args.runtime, args.mode, args.threads, work, command=args.template, timeout=args.timeout)
     profiler.done()  # refuse another runtime's partial progress before measuring anything
     shapes = choose_shapes(space, args.mode, args.per_kind, args.samples)
-    results = profiler.run(shapes, progress_bar=not args.no_progress)
+    results = profiler.run(shapes, rounds=args.rounds, progress_bar=not args.no_progress)
     profile = fit_profile(results, profiler.header, space=space.name)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(profile.to_json())
     tmp.replace(out)
-    shutil.rmtree(profiler.work, ignore_errors=True)
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{out}: {profile.describe()}; {len(profile.kinds)} op kinds from {profile.samples} timed models; "
           f"call overhead {profile.overhead_ms:.3f} ms; median fit error {profile.spread['fit_error_median']:.1%}")
     return 0

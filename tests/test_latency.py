@@ -1,0 +1,143 @@
+"""Latency profiles and the latency model (pure Python): estimate_latency is the sum of the profile's
+fits over the ops of the shared walk; bad profiles are one line, exit 2; latency_ms prunes before
+training."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import optuna
+import pytest
+
+from evaluation.results.record import read_trial
+from nas.cli import main
+from nas.storage import default_url
+from search_space import SearchSpace, movinet
+from search_space.latency import (
+    LatencyProfile,
+    ProfileError,
+    estimate_latency,
+    features,
+    latency_breakdown,
+    ops,
+    read_profile,
+    space_kinds,
+)
+
+
+def hand_made(kinds, mode: str = "stream") -> LatencyProfile:
+    rng = random.Random(1)
+    table = {k: (rng.uniform(0, 0.01), rng.uniform(0, 1e-6), rng.uniform(0, 1e-6)) for k in sorted(kinds)}
+    return LatencyProfile(runtime="tflite", mode=mode, threads=1, machine="test", kinds=table, overhead_ms=0.05)
+
+
+@pytest.fixture(scope="module")
+def small_profile() -> LatencyProfile:
+    space = SearchSpace.from_yaml("small")
+    kinds = space_kinds(space) | space_kinds(space, "clip")
+    kinds |= {k for s in range(20) for k, _ in ops(space.sample(s).replace(causal=True, conv_type="2plus1d"))}
+    return hand_made(kinds - {"overhead"})
+
+
+def test_estimate_latency_is_the_sum_of_the_profile_fits_over_the_ops(small_profile):
+    space = SearchSpace.from_yaml("small")
+    for seed in range(12):
+        spec = space.sample(seed)
+        spec = spec.replace(causal=bool(seed % 2), conv_type=("3d", "2plus1d")[seed % 3 == 0])
+        for mode in ("stream", "clip"):
+            profile = LatencyProfile(**{**small_profile.__dict__, "mode": mode})
+            by_op = profile.overhead_ms + sum(
+                profile.kinds[k][0] + profile.kinds[k][1] * w + profile.kinds[k][2] * m
+                for k, shape in ops(spec, mode) if k != "overhead" for w, m in [features(k, shape)])
+            assert estimate_latency(spec, profile) == pytest.approx(by_op, rel=1e-12)
+            assert sum(latency_breakdown(spec, profile)) == pytest.approx(by_op, rel=1e-12)
+    spec = space.sample(0)
+    stream = estimate_latency(spec, small_profile)
+    clip = estimate_latency(spec, LatencyProfile(**{**small_profile.__dict__, "mode": "clip"}), frames=8)
+    assert clip > 4 * stream  # a clip of 8 frames costs about 8 frames
+
+
+def test_a_profile_missing_an_op_kind_names_it(small_profile):
+    with pytest.raises(ProfileError, match="act_hard_swish"):  # A0 uses hard-swish, the small space swish only
+        estimate_latency(movinet("a0", stream=True), small_profile)
+
+
+def test_profile_files_round_trip_and_bad_ones_are_refused(small_profile, tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(small_profile.to_json())
+    assert read_profile(path) == small_profile
+    with pytest.raises(ProfileError, match="runtime 'tflite', not 'keras'"):
+        read_profile(path, runtime="keras")
+    for change, message in (({"format": 99}, "format 99"), ({"runtime": "tpu"}, "runtime 'tpu'"),
+                            ({"kinds": {"pointwise": [1, -1, 0]}}, "kinds.pointwise")):
+        path.write_text(json.dumps({**small_profile.to_dict(), **change}))
+        with pytest.raises(ProfileError, match=message):
+            read_profile(path)
+
+
+def test_bad_profiles_on_the_command_line_are_one_line_exit_2(small_profile, tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(small_profile.to_json())
+    cases = [(["latency", "show", str(path), "--runtime", "keras"], "measured for runtime 'tflite'"),
+             (["cost", "a0", "--profile", str(path)], "no fit for op kind"),
+             (["screen", "paper", "--samples", "5", "--profile", str(path)], "depthwise_"),
+             (["screen", "small", "--samples", "5", "--constraint", "latency_ms <= 3"], "needs a latency profile"),
+             (["latency", "profile", "--runtime", "tflite", "--mode", "video", "--out", "x.json"], "--mode")]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) if argv[1] == "profile" else _no_raise():
+            assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_cost_and_screen_predict_latency_ms(small_profile, tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(small_profile.to_json())
+    spec = SearchSpace.from_yaml("small").sample(3)
+    (tmp_path / "s.yaml").write_text(spec.to_yaml())
+    assert main(["cost", str(tmp_path / "s.yaml"), "--profile", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["latency_ms"] == pytest.approx(estimate_latency(spec, small_profile))
+    assert sum(b["latency_ms"] for b in out["blocks"]) == pytest.approx(out["latency_ms"])
+    limit = estimate_latency(spec, small_profile)
+    assert main(["screen", "small", "--samples", "50", "--profile", str(path), "--json",
+                 "--constraint", f"latency_ms <= {limit}"]) == 0
+    screened = json.loads(capsys.readouterr().out)
+    assert 0 < screened["feasible"][f"latency_ms <= {limit}"] < 1 and "latency_ms" in screened["spread"]
+
+
+@pytest.mark.slow  # a study in SQLite, no training: about 20 s on a loaded 2-core machine
+def test_a_latency_budget_prunes_before_training(small_profile, tmp_path, write_config):
+    (tmp_path / "p.json").write_text(small_profile.to_json())
+    space = SearchSpace.from_yaml("small")
+    budget = sorted(estimate_latency(space.sample(s), small_profile, num_classes=4) for s in range(40))[20]
+    cfg = write_config({"space": "small", "num_classes": 4, "study": "budget", "sampler": "random", "trials": 4,
+                        "profile": "p.json", "constraints": [f"latency_ms <= {budget}"],
+                        "objectives": [{"minimize": "latency_ms"}, {"minimize": "flops"}]})
+    assert main(["search", str(cfg), "--results-dir", str(tmp_path / "r")]) == 0
+    study = optuna.load_study(study_name="budget", storage=default_url(tmp_path / "r", "budget"))
+    records = [read_trial(t) for t in study.trials]
+    assert any(not r.feasible for r in records) and any(r.feasible for r in records)
+    for t, r in zip(study.trials, records):
+        predicted = estimate_latency(space.decode(t.params), small_profile, num_classes=4)
+        assert r.cost["latency_ms"] == pytest.approx(predicted)
+        assert r.violations[f"latency_ms <= {budget}"] == pytest.approx(predicted - budget)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.values[0] == pytest.approx(predicted) and predicted <= budget
+        else:
+            assert t.user_attrs["reason"].startswith("infeasible: latency_ms") and not r.metrics
+
+
+def test_a_latency_constraint_without_a_profile_is_refused(tmp_path, write_config, capsys):
+    cfg = write_config({"space": "small", "constraints": ["latency_ms <= 8"], "objectives": ["flops"]})
+    assert main(["search", str(cfg), "--results-dir", str(tmp_path)]) == 2
+    assert "needs a latency profile" in capsys.readouterr().err
+
+
+class _no_raise:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
