@@ -160,6 +160,13 @@ def sqlite_trials(con, study_name: str) -> list[StoredTrial]:
     return out
 
 
+def has_optuna_tables(con) -> bool:
+    """Whether an open `sqlite3` connection is to a database holding Optuna's RDB tables (`studies`,
+    `trials`), the schema `sqlite_trials` reads."""
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {"studies", "trials"} <= tables
+
+
 def _sqlite_params(select) -> dict:
     """{trial_id: {name: external value}} from trial_params (over half a million rows in a study
     of 5,000 trials of the paper space). A name has one distribution in every trial but in rare
@@ -311,5 +318,5 @@ def litert_nodes(interpreter: Any) -> list[dict]:
 
 
 __all__ = ["OPTUNA_CONSTRAINTS_KEY", "StoredTrial", "all_layers", "custom_gradient_registry", "forget_custom_gradients",
-           "freeze", "hypervolume", "litert_nodes", "onednn_enabled", "pareto_front_mask", "rdb_storage_class",
+           "freeze", "has_optuna_tables", "hypervolume", "litert_nodes", "onednn_enabled", "pareto_front_mask", "rdb_storage_class",
            "seeded", "set_untracked", "sqlite_trials", "stop_heartbeat_threads", "trial_id"]

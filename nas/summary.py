@@ -6,12 +6,14 @@ from evaluation.results.record import read_trial
 
 
 def best_record(records, config):
-    """The usable (COMPLETE and feasible) trial best in the first objective, ties to the lower flops,
-    then params, then trial number (as `export --best`); None when there is none."""
+    """The COMPLETE trial not known to be infeasible best in the first objective, ties to the lower
+    flops, then params, then trial number (as `export --best`); None when there is none. A trial
+    without feasibility (one another tool wrote) counts as feasible, as in Optuna's `best_trials`,
+    so the search's bar and its front table agree."""
     from evaluation.results.pareto import TIE_COSTS
 
     sign = -1.0 if config.objectives[0].direction == "maximize" else 1.0
-    done = [r for r in records if r.values and r.usable]
+    done = [r for r in records if r.values and r.state == "COMPLETE" and r.feasible is not False]
     if not done:
         return None
     return min(done, key=lambda r: (sign * r.values[0], *(r.cost.get(c, 0.0) for c in TIE_COSTS), r.number))

@@ -138,6 +138,7 @@ def test_sqlite_trials_reads_what_optuna_reads_from_its_tables(tmp_path):
         storage.engine.dispose()
     con = sqlite3.connect(str(path))
     try:
+        assert compat.has_optuna_tables(con), f"Optuna {optuna.__version__} names its tables otherwise"
         try:
             got = compat.sqlite_trials(con, "mine")
         except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:

@@ -265,7 +265,7 @@ def test_an_architecture_is_trained_once(write_config, tmp_path, capsys):
 
 
 def test_front_table_lists_the_best_first(trained_search):
-    from nas.commands.search import front_table
+    from nas.summary import front_table
 
     _, study = trained_search
     config = config_from_dict({**TRAINED, "study": "trained"})

@@ -83,8 +83,8 @@ def predict_video(
     logits averaged).
     """
     sampling = sampling or Sampling()
-    _check_positive(top_k=top_k, frames=sampling.frames, resolution=sampling.resolution,
-                    every=updates.every if updates is not None else None)
+    _check_positive(top_k=top_k, frames=sampling.frames, every=updates.every if updates is not None else None,
+                    resolution=sampling.resolution)
     validate.number(sampling.fps, "fps", 0, lo_open=True, optional=True)
     models = [as_inference_model(m, stream) for m in (model, ensemble) if m is not None]
     first = models[0]

@@ -188,15 +188,17 @@ def _check_sqlite_study(path: Path, flags: str) -> None:
         raise ResultsError(f"{path}: an empty database, holds no study")
     if header != b"SQLite format 3\x00":
         raise ResultsError(f"{path}: not a SQLite database (an Optuna study file such as results/<study>/study.db)")
+    from evaluation.compat import has_optuna_tables
+
     try:
         con = sqlite3.connect(f"file:{quote(str(path.resolve()))}?{flags}", uri=True, timeout=30)
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            optuna_study = has_optuna_tables(con)
         finally:
             con.close()
     except sqlite3.Error as exc:
         raise ResultsError(f"{path}: cannot read ({exc})") from None
-    if not {"studies", "trials"} <= tables:
+    if not optuna_study:
         raise ResultsError(f"{path}: a SQLite database without Optuna's tables, not a study")
 
 
