@@ -16,7 +16,7 @@
 | `model_fp16.tflite`, `stream_fp16.tflite` | format `"tflite-fp16"`: float16 weights, float32 inputs, outputs and compute |
 | `model_dynamic.tflite`, `stream_dynamic.tflite` | format `"tflite-dynamic"`: int8 weights, float activations (no calibration) |
 | `model_int8.tflite`, `stream_int8.tflite` | format `"tflite-int8"`: the TFLite files with int8 weights and activations (float32 inputs and outputs), calibrated on `representative` clips; the stream file keeps its running means in float |
-| `stream_gpu.tflite` | with `gpu_compatible=True`: the float stream file with image [1, H, W, 3]: no tensor above rank 4 (LiteRT GPU delegate) |
+| `stream_gpu.tflite` | with `ExportOptions(gpu_compatible=True)`: the float stream file with image [1, H, W, 3]: no tensor above rank 4 (LiteRT GPU delegate) |
 | `export.json` | the manifest: files, input sizes, classes, state names, shapes and dtypes (`states`: the Keras and SavedModel stream models'; `tflite_states`: the stream TFLite files') |
 
 The stream model carries the base model's weights (they are the same variables in the same order);
