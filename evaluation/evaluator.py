@@ -1,7 +1,8 @@
 """The evaluators a search scores trained objectives with: one closed family of frozen values,
 parsed once from a config's `proxy:` section, and one door from a value to a scorer.
 
-- `TrainProxy` (`kind: train`, the default): train each spec from scratch within a `Budget`.
+- `TrainProxy` (`kind: train`, the default): train each spec within a `Budget`, from scratch or, with
+  `init: MODEL`, from a pretrained model's weights wherever the spec nests in it.
 - `TableProxy` (`kind: table`): look the spec's seed-averaged accuracy up in a benchmark table.
 - `SupernetProxy` (`kind: supernet`): score the spec as a sub-network of a trained supernet; its
   settings are the config's `supernet:` section.

@@ -194,7 +194,8 @@ def write_export(result, pretrained, dataset, out: Path, formats) -> dict[str, P
     os.umask(umask)
     try:
         stage.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the export is an ordinary folder
-        paths = export_model(result.spec, result.model, stage, formats, stream=result.spec.causal,
+        stream = bool(pretrained.manifest.get("stream", result.spec.causal))  # as the model came
+        paths = export_model(result.spec, result.model, stage, formats, stream=stream,
                              labels=list(result.class_names), representative=representative)
         record = {"source": pretrained.source, "data": repr(dataset), "skipped": len(dataset.skipped),
                   "history": result.history, "validation": result.validation}
