@@ -50,12 +50,11 @@ def measure(spec: ArchSpec, resolution: int, threads: tuple[int, ...], runtimes:
     """{runtime/threads: robust ms per frame, ...} of the stream model of `spec`."""
     import tensorflow as tf
 
-    from benchmarks.tflite import randomized_model
     from evaluation.deploy.export import save_stream_tflite
     from evaluation.deploy.frame_graph import frame_step, lite_state_specs
-    from evaluation.deploy.profile import robust_ms, time_calls, time_tflite
+    from evaluation.deploy.profile import random_model, robust_ms, time_calls, time_tflite
 
-    model = randomized_model(spec, resolution)
+    model = random_model(spec, resolution)
     out = {}
     path = tmp / "float.tflite"
     save_stream_tflite(spec, model, resolution, "tflite", path)

@@ -1,9 +1,12 @@
 """Latency on a named device, predicted from a latency profile: pure Python, no TensorFlow.
 
 A `LatencyProfile` is data about a device and runtime (like the cost model's constants): for each op
-kind the stream model (or the clip model) is made of, a linear fit of its time on the op's shape,
-`ms = a + b · work + c · moved` (`work`: multiply-accumulates, or elements for element-wise ops;
-`moved`: elements read and written), and a fixed per-call overhead. `evaluation.deploy.profile`
+kind the stream model (or the clip model) is made of, its time measured at a few shapes, as points
+`(size, ms)` with `size = work + moved` (`work`: multiply-accumulates, or elements for element-wise
+ops; `moved`: elements read and written), and a fixed per-call overhead. An op's time is interpolated
+linearly in size between the two nearest points (proportional to size beyond the ends): a kind's cost
+per unit of size is not constant (small maps pay per-op overheads, large ones miss the caches), and a
+table follows it where a linear fit on size cannot. `evaluation.deploy.profile`
 measures one on the machine it runs on (`movinas latency profile`); this module only reads it.
 
 `ops(spec, mode)` lists the ops of a spec, each `(kind, shape)`, from the same walk the cost model
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +50,11 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class LatencyProfile:
-    """Per-op-kind latency fits of one runtime on one machine, read from JSON (`read_profile`).
+    """Per-op-kind latency tables of one runtime on one machine, read from JSON (`read_profile`).
 
-    `kinds`: {kind: (a ms, b ms per unit of work, c ms per element moved)}; `overhead_ms`: one call;
+    `kinds`: {kind: ((size, ms), ...)} in increasing size, each op timed alone; `scale`: what whole models
+    timed on the device take over the sum of their ops timed alone (ops in a model find colder caches);
+    `overhead_ms`: one call;
     `spread`: how noisy the measurements were and how well the fits hold (fractions); `versions`:
     of the runtime and movinas that measured; `command`: the template that ran the measurements
     elsewhere, or None for this machine."""
@@ -57,23 +63,34 @@ class LatencyProfile:
     mode: str
     threads: int
     machine: str
-    kinds: dict[str, tuple[float, float, float]]
+    kinds: dict[str, tuple[tuple[float, float], ...]]
     overhead_ms: float
     versions: dict[str, str] = field(default_factory=dict)
     spread: dict[str, float] = field(default_factory=dict)
     space: str = ""
     command: str | None = None
+    scale: float = 1.0
+    clock: str = "wall"  # what timed the ops: "wall", "thread_cpu" (one thread's CPU time), "remote"
     created: str = ""
     samples: int = 0
     format: int = FORMAT
 
+    def __post_init__(self) -> None:  # the lookup tables of `op_latency`, built once; layers already costed
+        object.__setattr__(self, "_tables", {k: _table(v) for k, v in self.kinds.items()})
+        object.__setattr__(self, "_layers", {})
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["kinds"] = {k: list(v) for k, v in sorted(self.kinds.items())}
+        d["kinds"] = {k: [list(p) for p in v] for k, v in sorted(self.kinds.items())}
         return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def at(self, kind: str, size: float) -> float:
+        """ms of one op of `kind` whose size (work + moved) is `size`, timed alone (KeyError for a kind
+        not profiled)."""
+        return _at(self._tables[kind], size)
 
     def describe(self) -> str:
         """One line: runtime, mode, threads, machine."""
@@ -121,16 +138,24 @@ def profile_from_dict(data: Any, where: str = "profile") -> LatencyProfile:
         raise ProfileError(f"{where}: threads {threads!r}, must be a positive integer")
     kinds = data.get("kinds")
     if not isinstance(kinds, dict) or not kinds:
-        raise ProfileError(f"{where}: kinds must be a non-empty object of kind: [a, b, c]")
+        raise ProfileError(f"{where}: kinds must be a non-empty object of kind: [[size, ms], ...]")
     table = {}
-    for kind, coef in kinds.items():
-        if not (isinstance(coef, list) and len(coef) == 3 and all(_finite(c) and c >= 0 for c in coef)):
-            raise ProfileError(f"{where}: kinds.{kind}: {coef!r}, must be 3 non-negative numbers [a, b, c]")
-        table[str(kind)] = tuple(float(c) for c in coef)
+    for kind, points in kinds.items():
+        ok = isinstance(points, list) and points and all(
+            isinstance(p, list) and len(p) == 2 and _finite(p[0]) and p[0] > 0 and _finite(p[1]) and p[1] >= 0
+            for p in points)
+        if not ok or any(a[0] >= b[0] for a, b in zip(points, points[1:])):
+            raise ProfileError(f"{where}: kinds.{kind}: must be [[size, ms], ...] with sizes > 0 increasing "
+                               "and ms >= 0")
+        table[str(kind)] = tuple((float(x), float(ms)) for x, ms in points)
     overhead = data.get("overhead_ms")
     if not (_finite(overhead) and overhead >= 0):
         raise ProfileError(f"{where}: overhead_ms {overhead!r}, must be a non-negative number")
-    rest = {k: data[k] for k in ("machine", "versions", "spread", "space", "command", "created", "samples")
+    scale = data.get("scale", 1.0)
+    if not (_finite(scale) and scale > 0):
+        raise ProfileError(f"{where}: scale {scale!r}, must be a positive number")
+    rest = {k: data[k] for k in ("machine", "versions", "spread", "space", "command", "scale", "clock", "created",
+                                 "samples")
             if k in data}
     return LatencyProfile(runtime=data["runtime"], mode=data["mode"], threads=threads, kinds=table,
                           overhead_ms=float(overhead), **{"machine": "", **rest})
@@ -212,7 +237,7 @@ def latency_breakdown(spec: ArchSpec, profile: LatencyProfile, frames: int | Non
                 continue
             if kind not in profile.kinds:
                 raise _missing(profile, kind, spec)
-            ms += _fit(profile.kinds[kind], *features(kind, shape))
+            ms += op_latency(profile, kind, shape)
         out.append(ms)
     return out
 
@@ -290,19 +315,25 @@ def max_stride(spec: ArchSpec) -> int:
 # the estimate
 
 
+def op_latency(profile: LatencyProfile, kind: str, shape: tuple[int, ...]) -> float:
+    """Predicted ms of one op of `ops` in a model: timed alone, times the profile's `scale` (KeyError
+    for a kind the profile lacks)."""
+    return profile.at(kind, sum(features(kind, shape))) * profile.scale
+
+
 def estimate_latency(spec: ArchSpec, profile: LatencyProfile, frames: int | None = None,
                      resolution: int | None = None, num_classes: int = NUM_CLASSES) -> float:
     """Predicted milliseconds per frame (stream profile) or per clip of `frames` (clip profile) of
-    `spec` at `resolution`² (spec defaults), on the profile's device and runtime. `ProfileError`
-    names the first op kind the profile has no fit for. The sum over `ops(spec)` of the fits, in one
-    pass over the walk (hot in screening)."""
-    k = profile.kinds
+    `spec` at `resolution`² (spec defaults), on the profile's device and runtime: the call overhead
+    plus `op_latency` of every op of `ops(spec)`, in one pass over the walk (hot in screening).
+    `ProfileError` names the first op kind the profile has no table for."""
     t = 1 if profile.mode == "stream" else (frames or spec.frames)
     plan = walk(spec, t, resolution)
     try:
-        return _sum(spec, plan, k, num_classes) + profile.overhead_ms
+        ms = _sum(spec, plan, profile._tables, profile._layers, num_classes)
     except KeyError as exc:
         raise _missing(profile, exc.args[0], spec) from None
+    return ms * profile.scale + profile.overhead_ms
 
 
 def _missing(profile: LatencyProfile, kind: str, spec: ArchSpec) -> ProfileError:
@@ -310,54 +341,83 @@ def _missing(profile: LatencyProfile, kind: str, spec: ArchSpec) -> ProfileError
                         f"needs; profile a space with its kernels and strides (movinas latency profile --space)")
 
 
-def _fit(coef: tuple[float, float, float], work: int, moved: int) -> float:
-    return coef[0] + coef[1] * work + coef[2] * moved
+def _table(points) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], float, float]:
+    """(sizes, ms, slopes between points, ms per unit below the first and above the last point)."""
+    xs, ms = tuple(x for x, _ in points), tuple(m for _, m in points)
+    slopes = tuple((ms[i + 1] - ms[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)) + (0.0,)
+    return xs, ms, slopes, ms[0] / xs[0], ms[-1] / xs[-1]
 
 
-def _sum(spec: ArchSpec, plan, k: dict, num_classes: int) -> float:
-    """Milliseconds of every op of `plan` but the call overhead; the arithmetic of `features`
-    written inline, layer by layer."""
-    a0, a1, _ = k["act_" + spec.activation]
-    p0, p1, p2 = k["pointwise"]
+def _at(table, x: float) -> float:
+    """ms of an op of size `x`: linear between the two nearest points, proportional to size past the ends."""
+    xs, ms, slopes, first, last = table
+    i = bisect_right(xs, x)
+    if i == 0:
+        return first * x
+    if i == len(xs):
+        return last * x
+    return ms[i - 1] + slopes[i - 1] * (x - xs[i - 1])
+
+
+MEMO = 1 << 16  # layers whose time a profile keeps (then it starts over): screening meets the same layers often
+
+
+def _sum(spec: ArchSpec, plan, k: dict, memo: dict, num_classes: int) -> float:
+    """Milliseconds of every op of `plan` but the call overhead: the sizes of `features` written
+    inline, in the order of `block_ops`; a layer's time is kept in `memo` by its shapes."""
+    at = _at
+    act, pw, ew = k["act_" + spec.activation], k["pointwise"], k["elementwise"]
     (ti, hi, wi), (to, ho, wo) = plan.stem_in, plan.stem_out
     f = spec.stem.filters
     _, kh, kw = spec.stem.kernel
     q = to * ho * wo
-    ms = _fit(k["conv_" + _hw(spec.stem.kernel, spec.stem.strides)], q * kh * kw * 3 * f, ti * hi * wi * 3 + q * f)
-    ms += a0 + a1 * q * f
+    ms = at(k["conv_" + _hw(spec.stem.kernel, spec.stem.strides)], q * kh * kw * 3 * f + ti * hi * wi * 3 + q * f)
+    ms += at(act, q * f)
     split = spec.conv_type != "3d"
     se = k["se"] if spec.se_type != "none" else None
-    ew0, ew1, _ = k["elementwise"]
-    dws: dict = {}
-    for _, _, _, c_in, c_out, e, kernel, strides, (ti, hi, wi), (to, ho, wo), skip, se_in, hid, _ in plan.layers:
-        kt, kh, kw = kernel
-        p_in, p_out = ti * hi * wi, to * ho * wo
-        e1, e2 = p_in * e, p_out * e
-        ms += p0 + p1 * e1 * c_in + p2 * (p_in * c_in + e1) + a0 + a1 * e1  # expansion, activation
-        if not split and kt > 1 and kh == 1 and kw == 1:  # k_t multiplies and their sums, no conv
-            ms += 2 * kt * (ew0 + ew1 * e2) + a0 + a1 * e2
-        else:
-            dw = dws.get((kernel, strides))
-            if dw is None:
-                dw = dws[(kernel, strides)] = k["depthwise_" + _hw(kernel, strides)]
-            conv = dw[0] + dw[1] * e2 * kh * kw + dw[2] * (e1 + e2)
-            if split or kt == 1:
-                ms += conv + a0 + a1 * e2
-                if kt > 1:
-                    ms += 2 * kt * (ew0 + ew1 * e2) + a0 + a1 * e2
-            else:  # a depthwise conv per temporal tap, their partial sums
-                ms += kt * (conv + ew0 + ew1 * e2) + a0 + a1 * e2
-        if se_in:
-            ms += se[0] + se[1] * hid * (se_in + e) + se[2] * e2 + ew0 + ew1 * e2
-        o = p_out * c_out
-        ms += p0 + p1 * e2 * c_out + p2 * (e2 + o) + ew0 + ew1 * o  # projection, residual add
-        if skip:
-            if strides[1] != 1 or strides[2] != 1:
-                pool = k["avgpool_" + _hw((1, 3, 3), strides)]
-                ms += pool[0] + pool[1] * p_out * 9 * c_in + pool[2] * (p_in + p_out) * c_in
-            ms += p0 + p1 * p_out * c_in * c_out + p2 * (p_out * c_in + o)
+    tag = (split, spec.activation, se is not None)
+    for lp in plan.layers:
+        key = (tag, lp[3:13])  # channels, kernel, strides, shapes, skip, SE widths
+        layer = memo.get(key)
+        if layer is None:
+            layer = _layer(k, (act, pw, ew, se), split, key[1])
+            if len(memo) >= MEMO:
+                memo.clear()
+            memo[key] = layer
+        ms += layer
     t, h, w = plan.head_in
     p = t * h * w
     c, hp, hidden = spec.stages[-1].filters, spec.head.filters, spec.head.hidden
-    ms += p0 + p1 * p * c * hp + p2 * p * (c + hp) + a0 + a1 * p * hp
-    return ms + _fit(k["classifier"], hp * hidden + hidden * num_classes, p * hp)
+    ms += at(pw, p * c * hp + p * (c + hp)) + at(act, p * hp)
+    return ms + at(k["classifier"], hp * hidden + hidden * num_classes + p * hp)
+
+
+def _layer(k: dict, tables: tuple, split: bool, fields: tuple) -> float:
+    """Milliseconds of one layer's ops (see `block_ops`); `fields`: `LayerPlan` from c_in to se_hidden."""
+    at = _at
+    act, pw, ew, se = tables
+    c_in, c_out, e, kernel, strides, in_shape, out_shape, skip, se_in, hid = fields
+    kt, kh, kw = kernel
+    (ti, hi, wi), (to, ho, wo) = in_shape, out_shape
+    p_in, p_out = ti * hi * wi, to * ho * wo
+    e1, e2 = p_in * e, p_out * e
+    ms = at(pw, e1 * c_in + p_in * c_in + e1) + at(act, e1)  # expansion, activation
+    if not split and kt > 1 and kh == 1 and kw == 1:  # k_t multiplies and their sums, no conv
+        ms += 2 * kt * at(ew, e2) + at(act, e2)
+    else:
+        conv = at(k["depthwise_" + _hw(kernel, strides)], e2 * kh * kw + e1 + e2)
+        if split or kt == 1:
+            ms += conv + at(act, e2)
+            if kt > 1:
+                ms += 2 * kt * at(ew, e2) + at(act, e2)
+        else:  # a depthwise conv per temporal tap, their partial sums
+            ms += kt * (conv + at(ew, e2)) + at(act, e2)
+    if se_in:
+        ms += at(se, hid * (se_in + e) + e2) + at(ew, e2)
+    o = p_out * c_out
+    ms += at(pw, e2 * c_out + e2 + o) + at(ew, o)  # projection, residual add
+    if skip:
+        if strides[1] != 1 or strides[2] != 1:
+            ms += at(k["avgpool_" + _hw((1, 3, 3), strides)], p_out * 9 * c_in + (p_in + p_out) * c_in)
+        ms += at(pw, p_out * c_in * c_out + p_out * c_in + o)
+    return ms

@@ -4,6 +4,7 @@ training."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -18,8 +19,8 @@ from search_space.latency import (
     LatencyProfile,
     ProfileError,
     estimate_latency,
-    features,
     latency_breakdown,
+    op_latency,
     ops,
     read_profile,
     space_kinds,
@@ -27,8 +28,9 @@ from search_space.latency import (
 
 
 def hand_made(kinds, mode: str = "stream") -> LatencyProfile:
+    """Three points per kind: per-unit times that rise and fall with size."""
     rng = random.Random(1)
-    table = {k: (rng.uniform(0, 0.01), rng.uniform(0, 1e-6), rng.uniform(0, 1e-6)) for k in sorted(kinds)}
+    table = {k: tuple((x, x * rng.uniform(1e-7, 1e-6)) for x in (1e3, 1e5, 1e7)) for k in sorted(kinds)}
     return LatencyProfile(runtime="tflite", mode=mode, threads=1, machine="test", kinds=table, overhead_ms=0.05)
 
 
@@ -46,16 +48,22 @@ def test_estimate_latency_is_the_sum_of_the_profile_fits_over_the_ops(small_prof
         spec = space.sample(seed)
         spec = spec.replace(causal=bool(seed % 2), conv_type=("3d", "2plus1d")[seed % 3 == 0])
         for mode in ("stream", "clip"):
-            profile = LatencyProfile(**{**small_profile.__dict__, "mode": mode})
-            by_op = profile.overhead_ms + sum(
-                profile.kinds[k][0] + profile.kinds[k][1] * w + profile.kinds[k][2] * m
-                for k, shape in ops(spec, mode) if k != "overhead" for w, m in [features(k, shape)])
+            profile = dataclasses.replace(small_profile, mode=mode)
+            by_op = profile.overhead_ms + sum(op_latency(profile, k, shape) for k, shape in ops(spec, mode)
+                                              if k != "overhead")
             assert estimate_latency(spec, profile) == pytest.approx(by_op, rel=1e-12)
             assert sum(latency_breakdown(spec, profile)) == pytest.approx(by_op, rel=1e-12)
     spec = space.sample(0)
     stream = estimate_latency(spec, small_profile)
-    clip = estimate_latency(spec, LatencyProfile(**{**small_profile.__dict__, "mode": "clip"}), frames=8)
+    clip = estimate_latency(spec, dataclasses.replace(small_profile, mode="clip"), frames=8)
     assert clip > 4 * stream  # a clip of 8 frames costs about 8 frames
+
+
+def test_an_op_time_is_interpolated_between_the_nearest_sizes_and_proportional_beyond():
+    profile = LatencyProfile("tflite", "stream", 1, "test", {"k": ((100.0, 1.0), (10000.0, 300.0))}, 0.0)
+    assert profile.at("k", 100) == pytest.approx(1.0) and profile.at("k", 10000) == pytest.approx(300.0)
+    assert profile.at("k", 1000) == pytest.approx(1.0 + 299.0 * 900 / 9900)
+    assert profile.at("k", 10) == pytest.approx(0.1) and profile.at("k", 1e5) == pytest.approx(3000.0)
 
 
 def test_a_profile_missing_an_op_kind_names_it(small_profile):
@@ -70,7 +78,7 @@ def test_profile_files_round_trip_and_bad_ones_are_refused(small_profile, tmp_pa
     with pytest.raises(ProfileError, match="runtime 'tflite', not 'keras'"):
         read_profile(path, runtime="keras")
     for change, message in (({"format": 99}, "format 99"), ({"runtime": "tpu"}, "runtime 'tpu'"),
-                            ({"kinds": {"pointwise": [1, -1, 0]}}, "kinds.pointwise")):
+                            ({"kinds": {"pointwise": [[2, 1], [1, 1]]}}, "kinds.pointwise")):
         path.write_text(json.dumps({**small_profile.to_dict(), **change}))
         with pytest.raises(ProfileError, match=message):
             read_profile(path)

@@ -41,7 +41,8 @@ def test_profile_through_a_command_template_resumes_after_a_failure(tmp_path, ca
     template = f"{sys.executable} {tmp_path / 'stand_in.py'} {{model}} {calls} {limit}"
     out = tmp_path / "phone.json"
     argv = ["latency", "profile", "--runtime", "tflite", "--threads", "4", "--out", str(out), "--space",
-            str(tmp_path / "tiny.yaml"), "--per-kind", "1", "--samples", "3", "--no-progress", "--command", template]
+            str(tmp_path / "tiny.yaml"), "--per-kind", "1", "--samples", "3", "--networks", "0", "--no-progress",
+            "--command", template]
     assert main(argv) == 2  # the fourth model: the device is gone
     err = capsys.readouterr().err
     assert "exited with status 1 (device unplugged)" in err and err.count("\n") == 1

@@ -165,17 +165,26 @@ def robust_ms(seconds: list[float]) -> tuple[float, float]:
     return fast, float(np.median(s) / fast - 1) if fast > 0 else 0.0
 
 
-def time_calls(call, min_calls: int = MIN_CALLS, max_calls: int = MAX_CALLS, min_seconds: float = MIN_SECONDS):
-    """Wall times of `call()` after `WARMUP` calls: at least `min_calls` and `min_seconds`."""
+def time_calls(call, min_calls: int = MIN_CALLS, max_calls: int = MAX_CALLS, min_seconds: float = MIN_SECONDS,
+               clock: str = "wall"):
+    """Times of `call()` after `WARMUP` calls: at least `min_calls` and `min_seconds` of wall time.
+    `clock` "wall", or "thread_cpu": the calling thread's CPU time, which waiting for a core on a
+    loaded machine does not inflate (a one-thread runtime computes in the calling thread)."""
     for _ in range(WARMUP):
         call()
     times = []
+    tick = time.thread_time if clock == "thread_cpu" else time.perf_counter
     start = time.perf_counter()
     while len(times) < max_calls and (len(times) < min_calls or time.perf_counter() - start < min_seconds):
-        t = time.perf_counter()
+        t = tick()
         call()
-        times.append(time.perf_counter() - t)
+        times.append(tick() - t)
     return times
+
+
+def clock_for(threads: int) -> str:
+    """The clock a measurement at `threads` uses: one thread's own CPU time, else wall time."""
+    return "thread_cpu" if threads == 1 else "wall"
 
 
 def interpreter(path: str | Path, threads: int):
@@ -195,9 +204,10 @@ def interpreter(path: str | Path, threads: int):
 
 
 def time_tflite(path: str | Path, threads: int, **kw) -> tuple[float, float]:
-    """Robust ms of one `invoke()` of a TFLite file (inputs set once: what benchmark_model times)."""
+    """Robust ms of one `invoke()` of a TFLite file (inputs set once: what benchmark_model times); on
+    one thread its CPU time (`clock_for`)."""
     it = interpreter(path, threads)
-    return robust_ms(time_calls(it.invoke, **kw))
+    return robust_ms(time_calls(it.invoke, clock=clock_for(threads), **kw))
 
 
 def time_function(fn, inputs: dict, **kw) -> tuple[float, float]:
@@ -207,7 +217,7 @@ def time_function(fn, inputs: dict, **kw) -> tuple[float, float]:
     graph = tf.function(fn, input_signature=[inputs])
     rng = np.random.default_rng(0)
     feed = {n: tf.constant(rng.uniform(0, 1, s.shape).astype(np.float32)) for n, s in inputs.items()}
-    return robust_ms(time_calls(lambda: graph(feed), **kw))
+    return robust_ms(time_calls(lambda: graph(feed), **kw))  # wall: TensorFlow runs ops on its own threads
 
 
 _AVG_US = re.compile(r"Inference \(avg\):\s*([0-9.eE+]+)")  # TFLite's benchmark_model, in microseconds
@@ -292,7 +302,8 @@ class Profiler:
         self.runtime, self.mode, self.threads, self.command = runtime, mode, threads, command
         self.timeout, self.activation = timeout, activation
         self.work = Path(work)
-        self.header = {"runtime": runtime, "mode": mode, "threads": threads, "command": command,
+        clock = "remote" if command is not None else "wall" if runtime == "keras" else clock_for(threads)
+        self.header = {"runtime": runtime, "mode": mode, "threads": threads, "command": command, "clock": clock,
                        "versions": versions(runtime), "machine": machine() if command is None else None}
         key = hashlib.sha1(json.dumps(self.header, sort_keys=True).encode()).hexdigest()[:10]
         self.progress = self.work / f"progress-{runtime}-{mode}-{threads}t-{key}.jsonl"
@@ -332,7 +343,33 @@ class Profiler:
             return run_command(self.command, path, self.timeout), 0.0
         return time_tflite(path, self.threads)
 
-    def run(self, shapes: dict[str, list[tuple]], rounds: int = 3, progress_bar: bool = True) -> dict:
+    def measure_network(self, spec, resolution: int) -> tuple[float, float]:
+        """(robust ms, spread) of one frame of the stream model of `spec` (random weights), as exported."""
+        import tensorflow as tf
+
+        from evaluation.deploy.export import save_stream_tflite
+        from evaluation.deploy.frame_graph import frame_step, lite_state_specs
+
+        name = f"network-{spec_key(spec)}-{resolution}-{self.runtime}.tflite"
+        path = self.work / "models" / name
+        if self.runtime == "keras":
+            step = tf.function(frame_step(spec, random_model(spec, resolution)))
+            feed = {"image": tf.zeros([1, 1, resolution, resolution, 3]),
+                    **{n: tf.zeros(s.shape, s.dtype) for n, s in lite_state_specs(spec, resolution).items()}}
+            return robust_ms(time_calls(lambda: step(feed), min_seconds=0.3))
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            clips = np.random.default_rng(0).uniform(0, 1, (2, 4, resolution, resolution, 3)).astype(np.float32)
+            save_stream_tflite(spec, random_model(spec, resolution), resolution,
+                               {"tflite": "tflite", "tflite-int8": "tflite-int8"}[self.runtime],
+                               path.with_suffix(".part"), clips if self.runtime == "tflite-int8" else None)
+            path.with_suffix(".part").rename(path)
+        if self.command is not None:
+            return run_command(self.command, path, self.timeout), 0.0
+        return time_tflite(path, self.threads, min_seconds=0.3)
+
+    def run(self, shapes: dict[str, list[tuple]], rounds: int = 3, progress_bar: bool = True,
+            networks: tuple = ()) -> dict:
         """Measure every shape `rounds` times (the rounds minutes apart: a burst of load on the machine
         spoils one, not all), skipping what is on disk; {(kind, shape): (fastest ms, its spread)}."""
         from tqdm import tqdm
@@ -342,46 +379,97 @@ class Profiler:
         if not self.progress.exists():
             self.progress.write_text(json.dumps(self.header) + "\n")
         keys = [("overhead", ())] + [(k, s) for k, ss in shapes.items() if k != "overhead" for s in ss]
+        nets = {("network", (i, res)): (spec, res) for i, (spec, res) in enumerate(networks)}
+        keys += list(nets)
         rounds = 1 if self.command is not None else rounds  # a remote tool repeats on its own
         todo = [key for r in range(rounds) for key in keys if len(measured.get(key, ())) <= r]
         with open(self.progress, "a") as log, _quiet_tf():
             for kind, shape in tqdm(todo, desc=f"profile {self.runtime} {self.threads}t", unit="op",
                                     disable=not progress_bar):
-                ms, spread = self.measure(kind, shape)
+                ms, spread = self.measure_network(*nets[(kind, shape)]) if kind == "network" else \
+                    self.measure(kind, shape)
                 measured.setdefault((kind, shape), []).append((ms, spread))
                 log.write(json.dumps({"kind": kind, "shape": list(shape), "ms": ms, "spread": spread}) + "\n")
                 log.flush()
         return {key: min(measured[key]) for key in keys}
 
 
-def fit_profile(results: dict, header: dict, space: str = "") -> LatencyProfile:
-    """Non-negative least squares per kind on (1, work, moved), times less the call overhead."""
-    from scipy.optimize import nnls
+def fit_profile(results: dict, header: dict, space: str = "", networks: tuple = ()) -> LatencyProfile:
+    """A profile of timed ops: per kind its points (size = work + moved, ms less the call overhead),
+    sizes measured twice averaged; its `scale`: the median of the whole `networks`' times over their
+    ops' sum. Its spread: the median repeat spread, the error of predicting each inner point from its
+    neighbours alone (leave-one-out: how far the table is from smooth), the networks' ratios."""
+    import dataclasses
+
+    from search_space.latency import estimate_latency
 
     overhead = results[("overhead", ())][0]
-    kinds, errors = {}, []
-    by_kind: dict[str, list] = {}
+    by_kind: dict[str, dict[float, list]] = {}
     for (kind, shape), (ms, _) in results.items():
-        if kind != "overhead":
-            by_kind.setdefault(kind, []).append((features(kind, shape), max(ms - overhead, 0.0)))
-    for kind, rows in sorted(by_kind.items()):
-        x = np.array([[1.0, w, m] for (w, m), _ in rows])
-        y = np.array([ms for _, ms in rows])
-        scale = np.maximum(np.abs(x).max(axis=0), 1e-12)  # columns of 1, MACs and elements differ by 10^6
-        coef, _ = nnls(x / scale, y)
-        coef = coef / scale
-        kinds[kind] = tuple(float(c) for c in coef)
-        fitted = x @ coef
-        errors += list(np.abs(fitted - y) / np.maximum(y, 1e-3))
+        if kind not in ("overhead", "network"):
+            by_kind.setdefault(kind, {}).setdefault(float(sum(features(kind, shape))), []).append(max(ms - overhead, 0.0))
+    kinds = {k: tuple((x, float(np.mean(v))) for x, v in sorted(points.items())) for k, points in by_kind.items()}
+    errors = [e for points in kinds.values() for e in _leave_one_out(points)]
     spreads = [s for _, s in results.values()]
-    return LatencyProfile(
+    profile = LatencyProfile(
         runtime=header["runtime"], mode=header["mode"], threads=header["threads"],
         machine=header["machine"] or "(remote)", kinds=kinds, overhead_ms=float(overhead),
-        versions=header["versions"], spread={"repeat_spread_median": float(np.median(spreads)),
-                                              "fit_error_median": float(np.median(errors)) if errors else 0.0,
-                                              "fit_error_p90": float(np.percentile(errors, 90)) if errors else 0.0},
+        versions=header["versions"], clock=header["clock"],
+        spread={"repeat_spread_median": float(np.median(spreads)),
+                "interpolation_error_median": float(np.median(errors)) if errors else 0.0,
+                "interpolation_error_p90": float(np.percentile(errors, 90)) if errors else 0.0},
         space=space, command=header["command"], created=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         samples=len(results))
+    if not networks:
+        return profile
+    ratios = [(results[("network", (i, res))][0] - overhead) / (estimate_latency(spec, profile, resolution=res) - overhead)
+              for i, (spec, res) in enumerate(networks)]
+    spread = {**profile.spread, "network_ratio_min": float(min(ratios)), "network_ratio_max": float(max(ratios))}
+    return dataclasses.replace(profile, scale=float(np.median(ratios)), spread=spread)
+
+
+def _leave_one_out(points: tuple) -> list[float]:
+    """|predicted / measured − 1| of each inner point of a kind from the table without it."""
+    out = []
+    for i in range(1, len(points) - 1):
+        x, ms = points[i]
+        if ms > 0:
+            rest = LatencyProfile("tflite", "stream", 1, "", {"k": points[:i] + points[i + 1:]}, 0.0)
+            out.append(abs(rest.at("k", x) / ms - 1))
+    return out
+
+
+def calibration_networks(space, count: int, mode: str = "stream") -> tuple:
+    """`count` (spec, resolution) pairs of `space` timed whole to find a profile's `scale`: seeded
+    (1,000 on), causal in stream mode, every other one (2+1)D."""
+    out = []
+    for j in range(count if mode == "stream" else 0):  # the clip model is not calibrated: scale 1
+        spec = space.sample(np.random.default_rng(1000 + j), name=f"calibration_{j}")
+        spec = spec.replace(causal=True, conv_type="2plus1d" if j % 2 else spec.conv_type)
+        out.append((spec, spec.resolution))
+    return tuple(out)
+
+
+def spec_key(spec) -> str:
+    """A short stable name of an architecture (file names)."""
+    return hashlib.sha1(spec.to_yaml().encode()).hexdigest()[:12]
+
+
+def random_model(spec, resolution: int, seed: int = 0):
+    """The Keras model of `spec` with random weights, the constant-initialized ones (batch-norm
+    statistics, biases, ReZero scales) drawn too: an all-zero residual branch would not time (nor
+    quantize) like a trained one."""
+    from search_space.builder import build_model
+
+    model = build_model(spec, 600, resolution=resolution)
+    rng = np.random.default_rng(seed)
+    weights = []
+    for w in model.get_weights():
+        if w.size and np.all(w == w.flat[0]):
+            w = rng.uniform(0.5, 1.5, w.shape) if w.flat[0] == 1 else rng.normal(0, 0.2, w.shape)
+        weights.append(np.asarray(w, np.float32))
+    model.set_weights(weights)
+    return model
 
 
 def _representative(inputs: dict):

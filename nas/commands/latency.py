@@ -45,6 +45,8 @@ def register(subparsers) -> None:
                       help="times each model is timed, in rounds apart in time; the fastest counts (default: 3)")
     prof.add_argument("--samples", type=int, default=300,
                       help="architectures drawn from the space to find its shapes (default: 300)")
+    prof.add_argument("--networks", type=int, default=4,
+                      help="whole stream models of the space timed to scale the ops' sum (default: 4; 0: none)")
     prof.add_argument("--command", dest="template", default=None, metavar="TEMPLATE",
                       help="time each model file elsewhere: a shell command with {model} (the file's path) "
                            "that prints a time (ms, or benchmark_model's 'Inference (avg): N' in us)")
@@ -90,6 +92,7 @@ def run_profile(args: argparse.Namespace) -> int:
     flag(args.threads, "--threads", 1, MAX_THREADS)
     flag(args.per_kind, "--per-kind", 1, 100)
     flag(args.rounds, "--rounds", 1, 20)
+    flag(args.networks, "--networks", 0, 100)
     flag(args.samples, "--samples", 1, 100_000)
     if not args.timeout > 0:
         raise UsageError(f"--timeout: {args.timeout}, must be a positive number of seconds")
@@ -99,7 +102,7 @@ def run_profile(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out: {out} is a folder; name the profile file to write")
     space = load_space(args.space)
-    from evaluation.deploy.profile import Profiler, choose_shapes, fit_profile
+    from evaluation.deploy.profile import Profiler, calibration_networks, choose_shapes, fit_profile
 
     work = Path(args.work) if args.work else out.with_name(out.name + ".parts")
     if work.is_file():
@@ -107,15 +110,18 @@ def run_profile(args: argparse.Namespace) -> int:
     profiler = Profiler(args.runtime, args.mode, args.threads, work, command=args.template, timeout=args.timeout)
     profiler.done()  # refuse another runtime's partial progress before measuring anything
     shapes = choose_shapes(space, args.mode, args.per_kind, args.samples)
-    results = profiler.run(shapes, rounds=args.rounds, progress_bar=not args.no_progress)
-    profile = fit_profile(results, profiler.header, space=space.name)
+    networks = calibration_networks(space, args.networks, args.mode)
+    results = profiler.run(shapes, rounds=args.rounds, progress_bar=not args.no_progress, networks=networks)
+    profile = fit_profile(results, profiler.header, space=space.name, networks=networks)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(profile.to_json())
     tmp.replace(out)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{out}: {profile.describe()}; {len(profile.kinds)} op kinds from {profile.samples} timed models; "
-          f"call overhead {profile.overhead_ms:.3f} ms; median fit error {profile.spread['fit_error_median']:.1%}")
+          f"call overhead {profile.overhead_ms:.3f} ms; leave-one-out interpolation error median "
+          f"{profile.spread['interpolation_error_median']:.1%}; scale {profile.scale:.3f} from {len(networks)} "
+          f"whole models")
     return 0
 
 
@@ -127,9 +133,11 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"{args.profile}: {profile.describe()}; space {profile.space or '?'}; measured {profile.created}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in profile.versions.items()))
     print("spread: " + ", ".join(f"{k} {v:.1%}" for k, v in profile.spread.items()))
-    print(f"overhead: {profile.overhead_ms:.4f} ms a call")
-    for kind, (a, b, c) in sorted(profile.kinds.items()):
-        print(f"  {kind:22s} {a * 1000:9.2f} us + {b * 1e6:8.3f} ns/work + {c * 1e6:8.3f} ns/element")
+    print(f"overhead: {profile.overhead_ms:.4f} ms a call; scale {profile.scale:.3f} (whole models / sum of ops)")
+    print(f"{'kind':22s} {'points':>6s} {'sizes (work + moved)':>22s} {'ms':>17s}")
+    for kind, points in sorted(profile.kinds.items()):
+        (x0, m0), (x1, m1) = points[0], points[-1]
+        print(f"{kind:22s} {len(points):6d} {x0:10.3g} – {x1:9.3g} {m0:8.4f} – {m1:7.3f}")
     if args.space:
         from .screen import load_space
 
