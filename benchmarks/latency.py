@@ -77,20 +77,22 @@ def measure(spec: ArchSpec, resolution: int, threads: tuple[int, ...], runtimes:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Time architectures 0..`--archs` (float TFLite at every thread count) into measured.jsonl, or with
+    `--runtimes-subset N` architectures 0..N as int8 TFLite and in TensorFlow too into runtimes.jsonl."""
     import tempfile
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = out / "measured.jsonl"
+    runtimes = ("tflite-int8", "keras") if args.runtimes_subset else ()
+    log = out / ("runtimes.jsonl" if runtimes else "measured.jsonl")
     done = {json.loads(line)["i"] for line in log.read_text().splitlines()} if log.exists() else set()
-    for i in range(args.archs):
+    for i in range(args.runtimes_subset or args.archs):
         if i in done:
             continue
         spec, resolution = held_out(i, tuple(args.resolutions))
-        runtimes = ("tflite-int8", "keras") if i < args.runtimes_subset else ()
         start = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="movinas-latency-") as tmp:
-            times = measure(spec, resolution, tuple(args.threads), runtimes, Path(tmp))
+            times = measure(spec, resolution, (1,) if runtimes else tuple(args.threads), runtimes, Path(tmp))
         row = {"i": i, "seed": SEED0 + i, "resolution": resolution, "layers": spec.num_layers, **times,
                "spec": spec.to_dict()}
         with open(log, "a") as f:
@@ -130,7 +132,8 @@ def report(args: argparse.Namespace) -> None:
                   f"{kendall([c.flops for c, k in zip(costs, keep) if k], measured[keep]):9.3f} "
                   f"{kendall([c.params for c, k in zip(costs, keep) if k], measured[keep]):10.3f}  "
                   f"{measured[keep].min():.2f}–{measured[keep].max():.2f}")
-    sub = [r for r in rows if "keras/1" in r and "tflite-int8/1" in r]
+    extra = Path(args.out) / "runtimes.jsonl"
+    sub = [json.loads(line) for line in extra.read_text().splitlines()] if extra.exists() else []
     if len(sub) >= 3:
         names = ("tflite/1", "tflite-int8/1", "keras/1")
         print(f"\nKendall tau between runtimes (1 thread, {len(sub)} architectures):")
