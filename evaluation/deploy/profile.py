@@ -71,7 +71,7 @@ def choose_shapes(space, mode: str = "stream", per_kind: int = 8, samples: int =
             continue
         keys = np.log1p([sum(features(kind, s)) for s in ranked])
         targets = np.linspace(keys[0], keys[-1], per_kind)
-        picks = sorted({int(np.argmin(np.abs(keys - t))) for t in targets} | {0, len(ranked) - 1})
+        picks = sorted({int(np.argmin(np.abs(keys - t))) for t in targets})  # the ends, when 2 or more
         out[kind] = [ranked[i] for i in picks]
     return out
 
