@@ -301,8 +301,12 @@ def validation_report(logits: np.ndarray, y: np.ndarray, class_names) -> dict:
 
 
 def fingerprint(pretrained: Any, dataset: Any, config: FinetuneConfig) -> str:
-    """What a checkpoint must match to be resumed: the model, the data's classes and sizes, the settings."""
-    data = {"model": pretrained.spec.to_dict(), "classes": pretrained.num_classes, "source": str(pretrained.source),
+    """What a checkpoint must match to be resumed: the model (spec and weights, wherever it was read from),
+    the data's classes and sizes, the settings."""
+    weights = hashlib.sha1()
+    for path in sorted(pretrained.weights):
+        weights.update(path.encode() + np.ascontiguousarray(pretrained.weights[path]).tobytes())
+    data = {"model": pretrained.spec.to_dict(), "classes": pretrained.num_classes, "weights": weights.hexdigest(),
             "data": [dataset.name, list(dataset.class_names), dataset.frames, dataset.resolution,
                      len(dataset.train.y), len(dataset.val.y)],
             "config": dataclasses.asdict(config)}

@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     if args.restart:
         checkpoint.unlink(missing_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.*"):  # an export a killed run left half-written beside --out
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     result = finetune(pretrained, dataset, config, checkpoint, report=lambda line: print(line, file=sys.stderr))
     paths = write_export(result, pretrained, dataset, out, formats)
     checkpoint.unlink(missing_ok=True)
@@ -140,6 +143,11 @@ def data_config(args: argparse.Namespace, sizes: dict) -> tuple[dict, Path | Non
     """(dataset mapping, base folder of its relative paths) for DATA and the data flags."""
     data, path = args.data, Path(args.data)
     sampling = {**sizes, "fps": args.fps, "val_fraction": args.val_fraction, "seed": args.seed}
+    misplaced = [f for f in ("val", "class_index") if getattr(args, f) is not None and path.suffix.lower() != ".txt"]
+    misplaced += ["template"] if args.template is not None and path.suffix.lower() != ".csv" else []
+    if misplaced:
+        kind = ".csv" if misplaced[0] == "template" else ".txt split list"
+        raise UsageError(f"--{misplaced[0].replace('_', '-')}: only with a {kind} DATA; DATA {data} is not one")
     if data in ("synthetic", "graded") and not path.exists():
         return {"kind": data, **sizes, "seed": args.seed}, None
     if not path.exists():
