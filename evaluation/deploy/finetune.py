@@ -339,7 +339,8 @@ def _start_line(spec, dataset, config: FinetuneConfig, done: int, replaced: bool
     what = {"head": "the classifier", "last-stages": f"the last {config.last_stages} stages and the head",
             "all": "every layer"}[config.train]
     head = f"a new {dataset.num_classes}-class classifier" if replaced else "its own classifier"
-    start = f"resuming after epoch {done} of {config.epochs}" if done else f"{config.epochs} epochs"
+    start = f"resuming after epoch {done} of {config.epochs}" if done else \
+        f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     return (f"fine-tuning {spec.name} with {head} on {dataset!r}: {start}, training {what} "
             f"({trainable:,} parameters)")
 
