@@ -16,6 +16,7 @@ rerun skips what is there, and `--report` prints the table from what is there.
 
     nohup python benchmarks/latency.py --archs 200 > latency.log 2>&1 &
     python benchmarks/latency.py --report
+    python benchmarks/latency.py --rate        # estimate_latency against estimate_cost, specs/s
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ def run(args: argparse.Namespace) -> None:
               flush=True)
 
 
+def rate(args: argparse.Namespace, n: int = 3000, rounds: int = 4) -> None:
+    """estimate_latency against estimate_cost on the same random specs of the paper space, side by side:
+    each round on specs neither has seen (the profile keeps the layers it costed, as in screening)."""
+    profile = read_profile(ROOT / args.profiles[0])
+    space = SearchSpace.from_yaml("paper")
+    best: dict[str, float] = {}
+    for r in range(rounds):
+        batch = [space.sample(SEED0 * 10 + r * n + j) for j in range(n)]
+        for name, fn in (("estimate_cost", lambda s: estimate_cost(s, 1)),
+                         ("estimate_latency", lambda s: estimate_latency(s, profile))):
+            start = time.perf_counter()
+            for spec in batch:
+                fn(spec)
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+    cost, latency = n / best["estimate_cost"], n / best["estimate_latency"]
+    print(f"specs/s, best of {rounds} rounds of {n} fresh paper specs, one frame: estimate_cost {cost:,.0f}, "
+          f"estimate_latency {latency:,.0f} ({latency / cost:.2f}x)")
+
+
 def kendall(a, b) -> float:
     from scipy.stats import kendalltau
 
@@ -153,7 +173,11 @@ def main() -> None:
                    help="the first N architectures are also timed as int8 TFLite and in TensorFlow")
     p.add_argument("--out", default=str(ROOT / "results/latency/bench"))
     p.add_argument("--report", action="store_true", help="print the table from what is measured; measure nothing")
+    p.add_argument("--rate", action="store_true", help="only time estimate_latency against estimate_cost")
     args = p.parse_args()
+    if args.rate:
+        rate(args)
+        return
     if not args.report:
         run(args)
     report(args)
