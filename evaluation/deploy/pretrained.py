@@ -8,6 +8,7 @@ nested weights (`Pretrained.nested_in`, the rule of `search_space.nested`).
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -77,7 +78,7 @@ def _from_export(folder: Path) -> Pretrained:
         model = build_model(spec, num_classes)
     try:
         model.load_weights(str(weights))
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{weights}: does not hold the weights of {spec.name!r} with {num_classes} classes "
                          f"({' '.join(str(exc).split())[:200]})") from None
     labels = None
