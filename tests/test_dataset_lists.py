@@ -127,6 +127,13 @@ def test_kinetics_csv_finds_clips_through_the_template(tmp_path):
 # -- malformed input: one line naming file and line, never another exception ----------------------
 
 
+def test_class_folders_match_the_class_index_whatever_their_case():
+    classes = parse_classes("1 HandStandPushups\n2 Jump\n", "c.txt")  # UCF101's folder is HandstandPushups
+    items = parse_split_list("HandstandPushups/v_1.avi\nJump/v_2.avi 2\n", "l.txt", Path("r"), classes)
+    assert [label for _, label in items] == ["HandStandPushups", "Jump"]
+    assert items[0][0] == Path("r/HandstandPushups/v_1.avi")
+
+
 def test_malformed_lines_are_named_by_file_and_line():
     with pytest.raises(ValueError, match=r"^l\.txt:2: expected 'path label' or 'path'"):
         parse_split_list("a/b.avi 1\na/c.avi 1 extra\n", "l.txt", Path("."), None)

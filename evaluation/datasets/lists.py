@@ -98,7 +98,8 @@ def kinetics_csv(source: str | Path, root: str | Path | None = None, template: s
 
 def parse_classes(text: str, where: str) -> dict[str, str]:
     """{index or name as a list may write it: class name} of a class-index file: ``INDEX NAME`` lines
-    (UCF101's classInd.txt) or ``NAME`` lines (numbered from 1). Names come first, in the file's order."""
+    (UCF101's classInd.txt) or ``NAME`` lines (numbered from 1). Names also match in lower case (UCF101's
+    lists write ``HandstandPushups`` for its class ``HandStandPushups``). Names come first, in file order."""
     index: dict[str, str] = {}
     for number, line in _lines(text):
         parts = line.split()
@@ -113,7 +114,8 @@ def parse_classes(text: str, where: str) -> dict[str, str]:
         index[key] = name
     if not index:
         raise ValueError(f"{where}: no classes")
-    return {**{name: name for name in index.values()}, **index}
+    lower = {name.lower(): name for name in index.values()}  # UCF101's own lists spell HandstandPushups both ways
+    return {**lower, **{name: name for name in index.values()}, **index}
 
 
 def parse_split_list(text: str, where: str, root: Path, classes: dict[str, str] | None) -> list[Item]:
@@ -129,6 +131,7 @@ def parse_split_list(text: str, where: str, root: Path, classes: dict[str, str] 
             raise ValueError(f"{where}:{number}: {parts[0]!r} has no label and no class folder")
         if classes is not None:
             key = str(int(label)) if _is_int(label) else label
+            key = key if key in classes else key.lower()
             if key not in classes:
                 raise ValueError(f"{where}:{number}: class {label!r} is not in the class-index file")
             label = classes[key]
