@@ -12,6 +12,7 @@ A checkpoint beside --out after every epoch lets a killed run resume: run the sa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -83,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     pretrained = _pretrained(args.model)
     resolution = args.resolution or int(pretrained.manifest.get("resolution") or pretrained.spec.resolution)
     dataset = load_data(args, resolution)
+    if config.flip and dataset.name.startswith(("synthetic", "graded-")):  # left and right are its classes
+        config = dataclasses.replace(config, flip=False)
+        print("the built-in motion data tells left from right: no flips", file=sys.stderr)
     print(f"model {pretrained.source}: {pretrained.spec.name}, {pretrained.num_classes} classes; data {dataset!r}"
           + (f", {len(dataset.skipped)} unreadable files skipped" if dataset.skipped else ""), file=sys.stderr)
     from evaluation.deploy.finetune import finetune
