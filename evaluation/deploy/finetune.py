@@ -216,7 +216,7 @@ class _Tuner:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {f"w/{w.path}": np.asarray(w.numpy()) for w in self.model.weights if "seed_generator" not in w.path}
+        arrays = {f"w/{w.path}": np.asarray(w.numpy()) for w in self.model.weights}  # dropout seeds too
         arrays.update({f"o/{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
         arrays["generator"] = self.generator.state.numpy()
         return arrays
