@@ -439,15 +439,16 @@ def _leave_one_out(points: tuple) -> list[float]:
     return out
 
 
-def calibration_networks(space, count: int, mode: str = "stream") -> tuple:
+def calibration_networks(space, count: int, mode: str = "stream", resolutions: tuple[int, ...] = ()) -> tuple:
     """`count` (spec, resolution) pairs of `space` timed whole to find a profile's `scale`: seeded
     (1,000 on), causal (2+1)D in stream mode (the stream models MoViNet ships; the frame graph of a
-    causal 3d conv with a k×1×1 kernel and a spatial stride does not build)."""
+    causal 3d conv with a k×1×1 kernel and a spatial stride does not build), at `resolutions` in turn
+    (default: each architecture's own)."""
     out = []
     for j in range(count if mode == "stream" else 0):  # the clip model is not calibrated: scale 1
         spec = space.sample(np.random.default_rng(1000 + j), name=f"calibration_{j}")
         spec = spec.replace(causal=True, conv_type="2plus1d")
-        out.append((spec, spec.resolution))
+        out.append((spec, resolutions[j % len(resolutions)] if resolutions else spec.resolution))
     return tuple(out)
 
 

@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                       help="architectures drawn from the space to find its shapes (default: 300)")
     prof.add_argument("--networks", type=int, default=4,
                       help="whole stream models of the space timed to scale the ops' sum (default: 4; 0: none)")
+    prof.add_argument("--resolutions", type=int, nargs="+", default=(), metavar="PX",
+                      help="input sizes of those whole models, in turn: the sizes you deploy at (default: each "
+                           "sampled architecture's own)")
     prof.add_argument("--command", dest="template", default=None, metavar="TEMPLATE",
                       help="time each model file elsewhere: a shell command with {model} (the file's path) "
                            "that prints a time (ms, or benchmark_model's 'Inference (avg): N' in us)")
@@ -110,7 +113,9 @@ def run_profile(args: argparse.Namespace) -> int:
     profiler = Profiler(args.runtime, args.mode, args.threads, work, command=args.template, timeout=args.timeout)
     profiler.done()  # refuse another runtime's partial progress before measuring anything
     shapes = choose_shapes(space, args.mode, args.per_kind, args.samples)
-    networks = calibration_networks(space, args.networks, args.mode)
+    for r in args.resolutions:
+        flag(r, "--resolutions", 8, 4096)
+    networks = calibration_networks(space, args.networks, args.mode, tuple(args.resolutions))
     results = profiler.run(shapes, rounds=args.rounds, progress_bar=not args.no_progress, networks=networks)
     profile = fit_profile(results, profiler.header, space=space.name, networks=networks)
     tmp = out.with_name(out.name + ".tmp")
