@@ -25,7 +25,7 @@ from evaluation.datasets.lists import (
 )
 
 SMALL = {"frames": 2, "resolution": 8}
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True)
+FUZZ = settings(max_examples=80, deadline=None, derandomize=True)
 
 
 def video(path: Path, level: int) -> Path:
