@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .flags import flag, out_folder
+from .flags import flag, input_flags, out_folder
 
 EXAMPLES = """examples:
   movinas finetune a0/ videos/ --out a0-mine/                        (class sub-folders)
@@ -78,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     out = out_folder(args.out)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out}: exists and is not empty; give a new or empty folder")
-    for name in ("epochs", "last_stages", "batch_size", "frames", "resolution"):
+    for name in ("epochs", "last_stages", "batch_size"):
         flag(getattr(args, name), "--" + name.replace("_", "-"))
+    input_flags(args)  # --frames and --resolution within a spec's bounds
     config = _config(args)
     pretrained = _pretrained(args.model)
     resolution = args.resolution or int(pretrained.manifest.get("resolution") or pretrained.spec.resolution)
