@@ -78,8 +78,8 @@ def test_duplicates_are_counted_apart_from_infeasible_trials(write_config, tmp_p
 
 @pytest.mark.parametrize("values, best", [([0.5, 0.5, 0.25], 1), ([0.25, 0.5, 0.5], 2)])
 def test_best_trial_on_the_bar_breaks_ties_by_the_lower_cost(tmp_path, values, best):
-    from nas.summary import best_record
     from nas.config import config_from_dict
+    from nas.summary import best_record
 
     config = config_from_dict({"space": "small", "objectives": [{"maximize": "val_accuracy"}, {"minimize": "flops"}]})
     flops = [2e6, 1e6, 5e5]
