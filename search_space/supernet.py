@@ -26,17 +26,15 @@ Spaces whose weight layout varies between samples (a searched `conv_type`, `se_t
 from __future__ import annotations
 
 import math
-import re
 from collections import OrderedDict
 from typing import Any
 
 from .space import SearchSpace, expand_filters, stage_filters
 from .space_schema import OPTIONS
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
+from .weight_map import Slice, projection, weight_map
 
 STRUCTURAL = ("conv_type", "se_type", "causal", "positional_encoding")  # change the weight layout
-_LAYER = re.compile(r"^b(\d+)_")
-_TAPS = ("_dw/kernel", "_dw_t/kernel", "stem_conv/kernel")  # FrameConv3D kernels: (kt, kh, kw, ...)
 
 
 def check_space(space: SearchSpace) -> None:
@@ -109,19 +107,6 @@ def _flat(d: Any, path: str = "") -> dict[str, Any]:
     return {path: d}
 
 
-def _layer_map(env: ArchSpec, spec: ArchSpec) -> dict[int, int]:
-    """Layer index of `spec` → layer index of the envelope (first d layers of each stage)."""
-    starts = [0]
-    for st in env.stages:
-        starts.append(starts[-1] + len(st.blocks))
-    out, i = {}, 0
-    for s, st in enumerate(spec.stages):
-        for j in range(len(st.blocks)):
-            out[i] = starts[s] + j
-            i += 1
-    return out
-
-
 class Supernet:
     """The shared weights of `space` for a `num_classes` classifier (see the module docstring).
 
@@ -160,15 +145,12 @@ class Supernet:
             cur = [stage_filters(st_space.width, g, m) for g in self.space.width_mult for m in st_space.width_mult]
             p = f"b{starts}_skip"
             if p + "/kernel" not in self.variables and any(a != b for a in prev for b in cur):
-                c_in = max(prev)
-                shapes = {"/kernel": (c_in, st.filters), "_bn/gamma": (st.filters,), "_bn/beta": (st.filters,),
-                          "_bn/moving_mean": (st.filters,), "_bn/moving_variance": (st.filters,)}
-                for suffix, shape in shapes.items():
-                    init = "he_normal" if suffix == "/kernel" else ("ones" if suffix.endswith(("gamma", "variance"))
-                                                                    else "zeros")
-                    self.variables[p + suffix] = keras.Variable(
-                        keras.initializers.get(init)(shape), name=(p + suffix).replace("/", "_"),
-                        trainable="moving" not in suffix)
+                for path, part in projection(p, p, max(prev), st.filters).items():
+                    init = {"kernel": "he_normal", "gamma": "ones", "moving_variance": "ones"}.get(
+                        path.rsplit("/", 1)[1], "zeros")
+                    self.variables[path] = keras.Variable(
+                        keras.initializers.get(init)(part.shape), name=path.replace("/", "_"),
+                        trainable="moving" not in path)
             prev = cur
             starts += len(st.blocks)
 
@@ -177,46 +159,29 @@ class Supernet:
     def trainable(self) -> list:
         return [v for v in self.variables.values() if v.trainable]
 
-    def source(self, path: str, layers: dict[int, int]) -> str:
-        m = _LAYER.match(path)
-        return f"b{layers[int(m.group(1))]}_{path[m.end():]}" if m else path
-
-    def slice(self, path: str, shape: tuple, layers: dict[int, int]) -> Any:
-        """The shared weights a sub-network's weight `path` of `shape` reads (a tensor)."""
+    def read(self, part: Slice) -> Any:
+        """The shared weights `part` names (a tensor): its boxes of its source, stacked along axis 0."""
         import tensorflow as tf
 
-        src = self.source(path, layers)
-        if src not in self.variables:
-            raise SpecError(f"weight {path}: not in the supernet (looked for {src})")
-        v = self.variables[src]
-        big = tuple(v.shape)
-        shape = tuple(int(n) for n in shape)
-        if len(big) != len(shape) or any(s > b for s, b in zip(shape, big)):
-            raise SpecError(f"weight {path}: shape {shape} does not fit the supernet's {big}")
-        if src.endswith("se/reduce/kernel") and self.envelope.se_type == "2plus3d":
-            e, big_e = shape[0] // 2, big[0] // 2  # rows [3d pool | 2d pool], each e wide
-            return tf.concat([v[:e, :shape[1]], v[big_e:big_e + e, :shape[1]]], axis=0)
-        begin = [0] * len(shape)
-        if src.endswith(_TAPS):
-            for a in range(3):
-                k, kk = shape[a], big[a]
-                begin[a] = kk - k if (a == 0 and self.causal) else (kk - k) // 2
-        if begin == [0] * len(shape) and shape == big:
-            return tf.convert_to_tensor(v)
-        return tf.slice(tf.convert_to_tensor(v), begin, shape)
+        v = tf.convert_to_tensor(self.variables[part.source])
+        if part.shape == tuple(v.shape):
+            return v
+        pieces = [tf.slice(v, [b for b, _ in box], [n for _, n in box]) for box in part.boxes]
+        return pieces[0] if len(pieces) == 1 else tf.concat(pieces, axis=0)
 
     def values(self, spec: ArchSpec, model: Any, seed: tuple | None = None) -> tuple[list, list]:
-        """(trainable, non-trainable) slices in `model`'s variable order. Dropout seed states are the
-        model's own, or derived from `seed` (a tuple of ints) so that masks repeat run to run."""
+        """(trainable, non-trainable) slices in `model`'s variable order (`search_space.weight_map`).
+        Dropout seed states are the model's own, or derived from `seed` (a tuple of ints) so that
+        masks repeat run to run."""
         import tensorflow as tf
 
-        layers = _layer_map(self.envelope, spec)
+        parts = weight_map(self.envelope, spec, self.num_classes)
         n_seed = 0
 
         def get(w):
             nonlocal n_seed
             if "seed_generator" not in w.path:
-                return self.slice(w.path, w.shape, layers)
+                return self.read(self._part(parts, w))
             if seed is None:
                 return w.value
             n_seed += 1
@@ -224,6 +189,17 @@ class Supernet:
             return tf.constant([h, 0], dtype=w.dtype)
 
         return [get(w) for w in model.trainable_variables], [get(w) for w in model.non_trainable_variables]
+
+    def _part(self, parts: dict[str, Slice], w: Any) -> Slice:
+        """The slice weight `w` of a sub-network model reads; SpecError when the supernet lacks it."""
+        part = parts.get(w.path)
+        v = None if part is None else self.variables.get(part.source)
+        shape = tuple(int(n) for n in w.shape)
+        if v is None or part.shape != shape or any(b + n > m for box in part.boxes
+                                                   for (b, n), m in zip(box, v.shape)):
+            raise SpecError(f"weight {w.path} {shape}: not in the supernet "
+                            f"({'no slice' if part is None else f'{part.source} {part.shape}'})")
+        return part
 
     def model(self, spec: ArchSpec, stochastic_depth: float | None = None) -> Any:
         """The (cached, at most `cache_size`) Keras model of `spec` whose graph a forward pass runs;
@@ -258,21 +234,25 @@ class Supernet:
         m = sub_masks(self, spec)
         return None if m is None else [m[w.path] for w in self.envelope_model.trainable_variables]
 
-    def masked_forward(self, masks: list, x: Any, training: bool = False, seed: tuple | None = None):
+    def masked_forward(self, masks: list, x: Any, training: bool = False, seed: tuple | None = None,
+                       stats: list | None = None):
         """(logits, new BN statistics) of the envelope run with `masks` (what `masks(spec)` returns,
         as arrays or tensors): the output of `spec`'s sub-network, in one graph for every spec.
-        `seed`: 3 integers (e.g. seed, step, pass) that fix the dropout masks."""
+        `seed`: 3 integers (e.g. seed, step, pass) that fix the dropout masks; `stats`: BN statistics
+        to run with (as returned) instead of the envelope's."""
         import tensorflow as tf
 
         model = self.envelope_model
         tv = [tf.convert_to_tensor(w) * tf.cast(m, w.dtype) for w, m in zip(model.trainable_variables, masks)]
-        ntv, n_seed = [], 0
+        ntv, n_seed, given = [], 0, iter(stats or ())
         mix = None if seed is None else tf.reduce_sum(tf.cast(seed, tf.int64) * tf.constant([1_000_003, 8_191, 131],
                                                                                          tf.int64))
         for w in model.non_trainable_variables:
             if "seed_generator" in w.path and mix is not None:
                 n_seed += 1
                 ntv.append(tf.stack([tf.cast(tf.math.floormod(mix + n_seed, 2**31), w.dtype), tf.zeros((), w.dtype)]))
+            elif stats is not None and "seed_generator" not in w.path:
+                ntv.append(next(given))
             else:
                 ntv.append(tf.convert_to_tensor(w))
         logits, new = model.stateless_call(tv, ntv, x, training=training)

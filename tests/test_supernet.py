@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from search_space import SearchSpace, SpecError, Stage, estimate_cost, init_states, stream_step
 from search_space.supernet import Supernet, check_in_space, envelope, extract
+from search_space.weight_map import weight_map
 
 # widths that change per stage (a stride-1 stage whose envelope keeps its width but whose samples
 # may not: the supernet adds a skip projection), 2+1D convs, 2plus3d SE, kernels of every shape
@@ -203,6 +204,17 @@ def test_masks_cover_exactly_the_extracted_weights(small):
         model = extract(small, spec)
         assert sum(int(m.sum()) for m in small.masks(spec)) == sum(int(np.prod(w.shape))
                                                                    for w in model.trainable_variables)
+
+
+@pytest.mark.parametrize("which", ["mixed", "causal"])
+def test_the_weight_map_names_every_weight_of_the_sub_network_with_its_shape(which, request):
+    net = request.getfixturevalue(which)
+    for spec in (net.smallest, net.space.sample(5)):
+        parts = weight_map(net.envelope, spec, net.num_classes)
+        model = net.model(spec)
+        assert {w.path: tuple(w.shape) for w in model.weights if "seed_generator" not in w.path} == {
+            path: part.shape for path, part in parts.items()}
+        assert all(part.source in net.variables for part in parts.values())
 
 
 def test_unmaskable_sub_networks_are_recognised(mixed):

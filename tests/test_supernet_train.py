@@ -153,10 +153,15 @@ def test_sub_networks_that_cannot_run_as_masks_train_in_the_eager_step(tmp_path)
     from evaluation.oneshot.train import train_supernet
     from search_space.supernet import Supernet
 
-    space = SearchSpace.from_yaml(SPACE.replace("kernels: [1x3x3, 3x3x3]", "kernels: [1x1x1, 1x3x3]"))
+    # 1x1x1 kernels (no mask of the 1x3x3); a stride-1 stage as wide as the last in the envelope only,
+    # so the supernet adds a skip projection the masked step's envelope does not read
+    space = SearchSpace.from_yaml(SPACE.replace("kernels: [1x3x3, 3x3x3]", "kernels: [1x1x1, 1x3x3]").replace(
+        "{width: 8, depth", "{width: 16, width_mult: [0.5, 1.0], depth").replace("16, depth: [1, 2], strides: 1x2x2",
+                                                                              "16, depth: [1, 2], strides: 1x1x1"))
     cfg = SupernetConfig(steps=1, batch_size=4, random_subnets=1, checkpoint_every=1)
     net = Supernet(space, 3)
-    assert any(net.masks(s) is None for s in sandwich(net, cfg, 0, 0))  # a 1x1x1 kernel: no mask of the 1x3x3
+    assert any(net.masks(s) is None for s in sandwich(net, cfg, 0, 0)) and net.masks(net.largest) is not None
+    assert "b2_skip/kernel" in net.variables and "b2_skip/kernel" not in {w.path for w in net.envelope_model.weights}
     data = synthetic(num_classes=3, clips_per_class=4, frames=4, resolution=16)
     r = train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False)
     assert r["step"] == 1 and len(r["losses"]) == 3 and all(np.isfinite(r["losses"]))
@@ -304,7 +309,7 @@ def test_export_with_train_epochs_fine_tunes_the_inherited_weights_and_says_so(t
 def test_an_exception_from_on_step_stops_training_and_a_rerun_resumes_from_the_checkpoint(tmp_path):
     """`movinas supernet train` raises a swallowed SIGTERM from this hook; training stops at a step."""
     from evaluation.datasets import synthetic
-    from evaluation.oneshot.train import train_supernet
+    from evaluation.oneshot.train import Progress, train_supernet
 
     class Stop(Exception):
         pass
@@ -317,8 +322,8 @@ def test_an_exception_from_on_step_stops_training_and_a_rerun_resumes_from_the_c
     cfg = SupernetConfig(steps=4, batch_size=4, random_subnets=1, checkpoint_every=1)
     data = synthetic(num_classes=3, clips_per_class=4, frames=4, resolution=16)
     with pytest.raises(Stop):
-        train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False, on_step=stop_at_3)
+        train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=Progress(bar=False, on_step=stop_at_3))
     assert read_checkpoint(tmp_path / "ck.npz")[0]["step"] == 3
     seen = []
-    r = train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=False, on_step=seen.append)
+    r = train_supernet(space, data, cfg, tmp_path / "ck.npz", progress=Progress(bar=False, on_step=seen.append))
     assert r["steps_run"] == 1 and r["step"] == 4 and seen == [4]

@@ -40,26 +40,15 @@ class Scorer:
         self.bns = [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
         self.momentum = tf.Variable(0.0, trainable=False, dtype=tf.float32)
         self.stat_vars = [w for w in model.non_trainable_variables if "seed_generator" not in w.path]
-        n_train = len(model.trainable_variables)
         masks_sig = [tf.TensorSpec(w.shape, tf.float32) for w in model.trainable_variables]
         stats_sig = [tf.TensorSpec(w.shape, w.dtype) for w in self.stat_vars]
         x_sig = tf.TensorSpec([None, None, None, None, 3], tf.float32)
-        del n_train
-
-        def values(masks):
-            return [tf.convert_to_tensor(w) * m for w, m in zip(model.trainable_variables, masks)]
-
-        def full(stats):
-            it = iter(stats)
-            return [tf.convert_to_tensor(w) if "seed_generator" in w.path else next(it)
-                    for w in model.non_trainable_variables]
 
         def recal(masks, x, stats):
-            _, new = model.stateless_call(values(masks), full(stats), x, training=True)
-            return [v for w, v in zip(model.non_trainable_variables, new) if "seed_generator" not in w.path]
+            return net.masked_forward(masks, x, training=True, stats=stats)[1]
 
         def logits(masks, x, stats):
-            return tf.cast(model.stateless_call(values(masks), full(stats), x, training=False)[0], tf.float32)
+            return tf.cast(net.masked_forward(masks, x, training=False, stats=stats)[0], tf.float32)
 
         self._recal = tf.function(recal, input_signature=[masks_sig, x_sig, stats_sig], autograph=False)
         self._logits = tf.function(logits, input_signature=[masks_sig, x_sig, stats_sig], autograph=False)

@@ -63,7 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
     data = datasets(envelope(space))  # the largest input; smaller sub-networks get it resized
     num_classes = resolve_num_classes(config, lambda: data)
     path = checkpoint_path(config.replace(supernet=cfg), Path(args.results_dir) / config.study)
-    from evaluation.oneshot.train import make_strategy, train_supernet
+    from evaluation.oneshot.train import Progress, make_strategy, train_supernet
 
     try:
         strategy = make_strategy(cfg.strategy)
@@ -72,8 +72,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{where}: {' '.join(str(exc).split())}") from None
     try:
         summary = train_supernet(space, data, cfg, path, seed=config.seed or 0, num_classes=num_classes,
-                                 strategy=strategy, progress=not args.quiet,
-                                 on_step=lambda _: raise_if_interrupted())  # a SIGTERM or Ctrl-C TensorFlow swallowed
+                                 strategy=strategy, progress=Progress(  # a SIGTERM or Ctrl-C TensorFlow swallowed
+                                     bar=not args.quiet, on_step=lambda _: raise_if_interrupted()))
     except ValueError as exc:
         raise UsageError(" ".join(str(exc).split())) from None
     net = summary.pop("net")
