@@ -65,15 +65,15 @@ def stream_ms(paths: dict, frames: int, threads: int | None) -> dict[str, float]
 def speed(frames: int, calibration: int) -> None:
     import tensorflow as tf
 
-    from benchmarks.tflite import randomized_model
     from evaluation.datasets import synthetic
     from evaluation.deploy.export import save_stream_tflite
+    from evaluation.deploy.profile import random_model
     from evaluation.deploy.quantize import check_clips
     from search_space import movinet
 
     # the stream files as export_model writes them (same function), without its base-model files
     spec = movinet("a0", stream=True)
-    model = randomized_model(spec, RESOLUTION)
+    model = random_model(spec, RESOLUTION)
     clips = synthetic(num_classes=4, clips_per_class=2, frames=16, resolution=RESOLUTION).train.x
     clips = check_clips(clips[: max(1, calibration // 16)], RESOLUTION)
     with tempfile.TemporaryDirectory() as tmp:

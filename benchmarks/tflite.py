@@ -39,30 +39,15 @@ FORMAT = {"float": "tflite", "fp16": "tflite-fp16", "dynamic": "tflite-dynamic",
 WARMUP = 20
 
 
-def randomized_model(spec, resolution: int, seed: int = 0):
-    """The base Keras model of `spec` with random weights, constant-initialized ones (BN statistics,
-    biases, ReZero scales) drawn at random too."""
-    from search_space.builder import build_model
-
-    model = build_model(spec, 600, resolution=resolution)
-    rng = np.random.default_rng(seed)
-    weights = []
-    for w in model.get_weights():
-        if w.size and np.all(w == w.flat[0]):
-            w = rng.uniform(0.5, 1.5, w.shape) if w.flat[0] == 1 else rng.normal(0, 0.2, w.shape)
-        weights.append(np.asarray(w, np.float32))
-    model.set_weights(weights)
-    return model
-
-
 def movinas_files(names, precisions, resolution: int, clips: np.ndarray, out: Path) -> dict[str, Path]:
     from evaluation.deploy.export import save_stream_tflite
+    from evaluation.deploy.profile import random_model
     from search_space import movinet
 
     files = {}
     for name in names:
         spec = movinet(name, stream=True)
-        model = randomized_model(spec, resolution)
+        model = random_model(spec, resolution)
         for precision in precisions:
             path = out / f"{name}_stream_{precision}.tflite"
             start = time.perf_counter()
