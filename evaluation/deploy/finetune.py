@@ -7,10 +7,11 @@ cosine decay (`evaluation.proxies.budget.learning_rate_at`), after the MoViNet r
 random crop of each clip (area 30–100 %, aspect ratio 1/2–2, the same box on every frame) resized back,
 and a random horizontal flip. On a GPU it computes in mixed float16 with loss scaling.
 
-After each epoch the weights, the optimizer's state, the augmentation's random state and the history
-are written to `checkpoint` (atomically: a kill leaves the previous epoch's file). A later call with the
-same model, data and settings resumes after the last epoch written; each epoch's clip order depends only
-on the seed and the epoch, so a resumed run draws what the uninterrupted one would have.
+After each epoch every model variable (dropout seed states included), the optimizer's state, the
+augmentation's random state and the history are written to `checkpoint` (atomically: a kill leaves the
+previous epoch's file). A later call with the same model, data and settings resumes after the last epoch
+written; each epoch's clip order depends only on the seed and the epoch, so on a CPU a resumed run ends
+with the same weights, bit for bit, as an uninterrupted one.
 
 Stream models fine-tune as their causal base model (the stream model holds the same weights).
 """
@@ -216,7 +217,7 @@ class _Tuner:
     # -- checkpoints ------------------------------------------------------------------------------
 
     def state(self) -> dict[str, np.ndarray]:
-        arrays = {f"w/{w.path}": np.asarray(w.numpy()) for w in self.model.weights}  # dropout seeds too
+        arrays = {f"w/{w.path}": np.asarray(w.numpy()) for w in self.model.variables}  # dropout seed states too
         arrays.update({f"o/{i}": np.asarray(v.numpy()) for i, v in enumerate(self.optimizer.variables)})
         arrays["generator"] = self.generator.state.numpy()
         return arrays
@@ -251,7 +252,7 @@ class _Tuner:
         return int(meta["epoch"]), list(meta["history"])
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        for w in self.model.weights:
+        for w in self.model.variables:
             if f"w/{w.path}" in arrays:
                 w.assign(arrays[f"w/{w.path}"])
         for i, v in enumerate(self.optimizer.variables):
