@@ -13,7 +13,7 @@ from typing import Any
 from . import validate as v
 from .spec import MAX_CHANNELS, MAX_FRAMES, MAX_KERNEL, MAX_RESOLUTION, ArchSpec, SpecError
 
-BUILTIN_SPACES = ("paper", "small", "bench")  # search_space/spaces/<name>.yaml
+BUILTIN_SPACES = ("paper", "small", "bench", "bench-large")  # search_space/spaces/<name>.yaml
 
 # What a space may ask for: beyond these, counting, sampling or building would not finish.
 MAX_CHOICES = 64  # per axis
