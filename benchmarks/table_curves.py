@@ -26,6 +26,7 @@ when its budget is spent or the space is exhausted (every architecture evaluated
 
     python benchmarks/table_curves.py            # writes results/table_curves/{hv_vs_epochs.csv,.png}
     python benchmarks/table_curves.py --seeds 3  # a quick look
+    python benchmarks/table_curves.py --replot   # redraw the figure from the written CSV
 """
 
 from __future__ import annotations
