@@ -1,5 +1,6 @@
 """Start a network from a larger (pretrained) one's weights wherever it nests in it: the supernet's rule
-(`search_space.supernet`) applied to any two specs.
+(`search_space.weight_map`) applied to any two specs, where the candidate may also reach beyond the
+source (more stages or blocks, wider axes, larger kernels: those weights start fresh).
 
 `nested_weights(source_spec, source, spec, shapes)` gives, for each weight of `spec`, the slice of the
 source weight at the same place:
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .spec import ArchSpec
+from .weight_map import crop_offset
 
 _LAYER = re.compile(r"^b(\d+)_")
 _TAPS = ("_dw/kernel", "_dw_t/kernel", "stem_conv/kernel")  # kernels laid out (kt, kh, kw, ...)
@@ -85,8 +87,6 @@ def _slice(path: str, shape: tuple, source: Mapping[str, np.ndarray], layers: di
         e, big_e = shape[0] // 2, big.shape[0] // 2  # rows [3d pool | 2d pool], each e wide
         return np.concatenate([big[:e, :shape[1]], big[big_e:big_e + e, :shape[1]]], axis=0)
     begin = [0] * len(shape)
-    if src.endswith(_TAPS):
-        for a in range(3):
-            k, kk = shape[a], big.shape[a]
-            begin[a] = kk - k if (a == 0 and spec.causal) else (kk - k) // 2
+    if src.endswith(_TAPS):  # the supernet's kernel rule, written once in weight_map
+        begin[:3] = [crop_offset(big.shape[a], shape[a], a == 0 and spec.causal) for a in range(3)]
     return np.array(big[tuple(slice(b, b + n) for b, n in zip(begin, shape))])
