@@ -448,8 +448,12 @@ def _early_stopping(data: dict) -> EarlyStopping:
     value = data.get("early_stopping")
     if isinstance(value, str) or value is False:
         value = {"rule": "off" if value is False else value}
+    proxy = data.get("proxy")
+    replayed = value is None and isinstance(proxy, dict) and proxy.get("kind") == "table"
     value = _mapping(value, "early_stopping", v.dataclass_fields(EarlyStopping)[0])
-    d = EarlyStopping()
+    # a table search stops nothing unless asked: it judges samplers on the table's final values, as it
+    # did before the table replayed its curves (name a rule to simulate early stopping on them)
+    d = EarlyStopping(rule="off") if replayed else EarlyStopping()
     return EarlyStopping(
         rule=_choice(value.get("rule", d.rule), "early_stopping.rule", RULES),
         margin=_number(value.get("margin", d.margin), "early_stopping.margin", 0.0, lo_open=False),
