@@ -3,16 +3,10 @@
 The supernet's weights are those of the space's *envelope*: the network with, per stage, the most
 layers, the widest filters and expansion, and the elementwise-largest kernel (t, h, w) among the
 stage's kernel choices (plus a skip projection wherever some sub-network needs one that the envelope
-does not). A sub-network (any spec the space can sample) reads:
-
-- elastic depth: the first d layers of each stage (layer j of stage s is the same weights whatever d);
-- elastic width: the first c channels of every tensor axis (expansion, depthwise, SE, BN, projection
-  input rows, stage and stem filters, head width);
-- elastic kernel, the *kernel rule*: spatial taps are the centre crop of the largest kernel
-  (offset (K - k) // 2); temporal taps are the centre crop in a non-causal space and the k *most
-  recent* taps (the last k, offset K - k) in a causal one, so a causal sub-network reads no frame the
-  largest kernel would not and streams with a k - 1 frame buffer like any causal spec;
-- SE of type 2plus3d: the [3d | 2d] halves of the squeeze input are sliced separately.
+does not). A sub-network (any spec the space can sample) reads the slices `search_space.weight_map`
+names, where the rules are written once: the first d layers of each stage, the leading channels of
+every axis, the centre crop of larger kernels (the most recent taps on a causal time axis), the
+2plus3d SE's pooled halves sliced separately.
 
 A forward pass of a sub-network is `build_model(spec)` run statelessly on these slices (Keras'
 `stateless_call`), so the supernet computes exactly what the extracted model computes, and
@@ -32,7 +26,7 @@ from typing import Any
 from .space import SearchSpace, expand_filters, stage_filters
 from .space_schema import OPTIONS
 from .spec import ArchSpec, Block, Head, SpecError, Stage, Stem, make_divisible
-from .weight_map import Slice, projection, weight_map
+from .weight_map import Slice, projection, shape, weight_map
 
 STRUCTURAL = ("conv_type", "se_type", "causal", "positional_encoding")  # change the weight layout
 
@@ -145,11 +139,11 @@ class Supernet:
             cur = [stage_filters(st_space.width, g, m) for g in self.space.width_mult for m in st_space.width_mult]
             p = f"b{starts}_skip"
             if p + "/kernel" not in self.variables and any(a != b for a in prev for b in cur):
-                for path, part in projection(p, p, max(prev), st.filters).items():
+                for path, boxes in projection(p, max(prev), st.filters).items():
                     init = {"kernel": "he_normal", "gamma": "ones", "moving_variance": "ones"}.get(
                         path.rsplit("/", 1)[1], "zeros")
                     self.variables[path] = keras.Variable(
-                        keras.initializers.get(init)(part.shape), name=path.replace("/", "_"),
+                        keras.initializers.get(init)(shape(boxes)), name=path.replace("/", "_"),
                         trainable="moving" not in path)
             prev = cur
             starts += len(st.blocks)
@@ -194,10 +188,10 @@ class Supernet:
         """The slice weight `w` of a sub-network model reads; SpecError when the supernet lacks it."""
         part = parts.get(w.path)
         v = None if part is None else self.variables.get(part.source)
-        shape = tuple(int(n) for n in w.shape)
-        if v is None or part.shape != shape or any(b + n > m for box in part.boxes
+        size = tuple(int(n) for n in w.shape)
+        if v is None or part.shape != size or any(b + n > m for box in part.boxes
                                                    for (b, n), m in zip(box, v.shape)):
-            raise SpecError(f"weight {w.path} {shape}: not in the supernet "
+            raise SpecError(f"weight {w.path} {size}: not in the supernet "
                             f"({'no slice' if part is None else f'{part.source} {part.shape}'})")
         return part
 

@@ -38,8 +38,7 @@ class Slice(NamedTuple):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        first = self.boxes[0]
-        return (sum(b[0][1] for b in self.boxes), *(n for _, n in first[1:])) if first else ()
+        return shape(self.boxes)
 
 
 def crop_offset(big: int, small: int, causal_time: bool) -> int:
@@ -64,45 +63,50 @@ def layer_pairs(envelope: ArchSpec, spec: ArchSpec, frames: int | None = None,
 def weight_map(envelope: ArchSpec, spec: ArchSpec, num_classes: int) -> dict[str, Slice]:
     """Per weight path of `build_model(spec, num_classes)` (dropout seed states aside), the slice of
     the envelope's weights it reads (see the module docstring for the rules)."""
-    out: dict[str, Slice] = {}
-    kernel = _crop(envelope.stem.kernel, spec.stem.kernel, spec.causal)
-    out["stem_conv/kernel"] = Slice("stem_conv/kernel", ((*kernel, (0, 3), (0, spec.stem.filters)),))
-    out.update(_bn("stem_bn", "stem_bn", spec.stem.filters))
+    top = {"stem_conv/kernel": ((*_crop(envelope.stem.kernel, spec.stem.kernel, spec.causal), (0, 3),
+                                 (0, spec.stem.filters)),),
+           **_bn("stem_bn", spec.stem.filters),
+           **_dense("head_conv", spec.stages[-1].filters, spec.head.filters),
+           **_bn("head_bn", spec.head.filters),
+           **_dense("classifier_hidden", spec.head.filters, spec.head.hidden, bias=True),
+           **_dense("classifier", spec.head.hidden, num_classes, bias=True)}
+    out = {path: Slice(path, boxes) for path, boxes in top.items()}
     for lp, el in layer_pairs(envelope, spec):
-        out.update(_layer(lp, el, spec))
-    head = spec.head.filters
-    out.update(_dense("head_conv", "head_conv", spec.stages[-1].filters, head))
-    out.update(_bn("head_bn", "head_bn", head))
-    out.update(_dense("classifier_hidden", "classifier_hidden", head, spec.head.hidden, bias=True))
-    out.update(_dense("classifier", "classifier", spec.head.hidden, num_classes, bias=True))
+        p, q = f"b{lp.index}_", f"b{el.index}_"  # layer j of stage s, in the sub-network and the envelope
+        out.update((p + name, Slice(q + name, boxes)) for name, boxes in _layer(lp, el, spec).items())
     return out
 
 
-def projection(name: str, source: str, c_in: int, c_out: int) -> dict[str, Slice]:
-    """A 1×1×1 conv without bias (`name`/kernel) and its BatchNorm (`name`_bn/...): c_in → c_out."""
-    return {**_dense(name, source, c_in, c_out), **_bn(name + "_bn", source + "_bn", c_out)}
+def projection(name: str, c_in: int, c_out: int) -> dict[str, tuple[Box, ...]]:
+    """Boxes of a 1×1×1 conv without bias (`name`/kernel) and its BatchNorm (`name`_bn/...): c_in → c_out."""
+    return {**_dense(name, c_in, c_out), **_bn(name + "_bn", c_out)}
+
+
+def shape(boxes: tuple[Box, ...]) -> tuple[int, ...]:
+    """The shape of the tensor `boxes` stack along axis 0."""
+    return (sum(b[0][1] for b in boxes), *(n for _, n in boxes[0][1:])) if boxes[0] else ()
 
 
 def _crop(big: tuple, small: tuple, causal: bool) -> Box:
     return tuple((crop_offset(b, s, a == 0 and causal), s) for a, (b, s) in enumerate(zip(big, small)))
 
 
-def _dense(name: str, source: str, c_in: int, c_out: int, bias: bool = False) -> dict[str, Slice]:
-    out = {f"{name}/kernel": Slice(f"{source}/kernel", (((0, c_in), (0, c_out)),))}
+def _dense(name: str, c_in: int, c_out: int, bias: bool = False) -> dict[str, tuple[Box, ...]]:
+    out = {f"{name}/kernel": (((0, c_in), (0, c_out)),)}
     if bias:
-        out[f"{name}/bias"] = Slice(f"{source}/bias", (((0, c_out),),))
+        out[f"{name}/bias"] = (((0, c_out),),)
     return out
 
 
-def _bn(name: str, source: str, c: int) -> dict[str, Slice]:
-    return {f"{name}/{w}": Slice(f"{source}/{w}", (((0, c),),)) for w in BN}
+def _bn(name: str, c: int) -> dict[str, tuple[Box, ...]]:
+    return {f"{name}/{w}": (((0, c),),) for w in BN}
 
 
-def _layer(lp: LayerPlan, el: LayerPlan, spec: ArchSpec) -> dict[str, Slice]:
-    """The weights of inverted-bottleneck layer `lp` in envelope layer `el` (builder.block's order)."""
-    p, q = f"b{lp.index}_", f"b{el.index}_"
+def _layer(lp: LayerPlan, el: LayerPlan, spec: ArchSpec) -> dict[str, tuple[Box, ...]]:
+    """Boxes of inverted-bottleneck layer `lp`'s weights in envelope layer `el`, by name inside the
+    layer (builder.block's order)."""
     e = lp.expand
-    out = projection(p + "expand", q + "expand", lp.c_in, e)
+    out = projection("expand", lp.c_in, e)
     kt, kh, kw = lp.kernel
     if spec.conv_type == "3d":
         depthwise = (("dw", lp.kernel, el.kernel),)
@@ -110,28 +114,28 @@ def _layer(lp: LayerPlan, el: LayerPlan, spec: ArchSpec) -> dict[str, Slice]:
         depthwise = (("dw", (1, kh, kw), (1, *el.kernel[1:])),) + (
             (("dw_t", (kt, 1, 1), (el.kernel[0], 1, 1)),) if kt > 1 else ())
     for name, small, big in depthwise:
-        out[f"{p}{name}/kernel"] = Slice(f"{q}{name}/kernel", ((*_crop(big, small, spec.causal), (0, e)),))
-        out.update(_bn(f"{p}{name}_bn", f"{q}{name}_bn", e))
+        out[name + "/kernel"] = ((*_crop(big, small, spec.causal), (0, e)),)
+        out.update(_bn(name + "_bn", e))
     if lp.se_in:
-        out.update(_se(p + "se/", q + "se/", lp, el, spec.positional_encoding))
-    out.update(projection(p + "project", q + "project", e, lp.c_out))
-    out[p + "scale/scale"] = Slice(q + "scale/scale", ((),))
+        out.update(_se(lp, el, spec.positional_encoding))
+    out.update(projection("project", e, lp.c_out))
+    out["scale/scale"] = ((),)
     if lp.skip_conv:
-        out.update(projection(p + "skip", q + "skip", lp.c_in, lp.c_out))
+        out.update(projection("skip", lp.c_in, lp.c_out))
     return out
 
 
-def _se(p: str, q: str, lp: LayerPlan, el: LayerPlan, positional_encoding: bool) -> dict[str, Slice]:
-    """Squeeze-excitation: m pooled blocks of e channels → hidden → e (the SE rule)."""
+def _se(lp: LayerPlan, el: LayerPlan, positional_encoding: bool) -> dict[str, tuple[Box, ...]]:
+    """Squeeze-excitation (the SE rule): m pooled blocks of e channels, each its leading e rows of the
+    envelope's E-row block → hidden → e."""
     e, hidden, m = lp.expand, lp.se_hidden, lp.se_in // lp.expand
-    rows = tuple(((i * el.expand, e), (0, hidden)) for i in range(m))
-    out = {p + "reduce/kernel": Slice(q + "reduce/kernel", rows),
-           p + "reduce/bias": Slice(q + "reduce/bias", (((0, hidden),),)),
-           p + "expand/kernel": Slice(q + "expand/kernel", (((0, hidden), (0, e)),)),
-           p + "expand/bias": Slice(q + "expand/bias", (((0, e),),))}
+    out = {"se/reduce/kernel": tuple(((i * el.expand, e), (0, hidden)) for i in range(m)),
+           "se/reduce/bias": (((0, hidden),),),
+           "se/expand/kernel": (((0, hidden), (0, e)),),
+           "se/expand/bias": (((0, e),),)}
     if positional_encoding:
-        out[p + "pe_scale"] = Slice(q + "pe_scale", ((),))
+        out["se/pe_scale"] = ((),)
     return out
 
 
-__all__ = ["BN", "Box", "Slice", "crop_offset", "layer_pairs", "projection", "weight_map"]
+__all__ = ["BN", "Box", "Slice", "crop_offset", "layer_pairs", "projection", "shape", "weight_map"]

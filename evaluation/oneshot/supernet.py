@@ -9,8 +9,10 @@ same step (gradient stopped) when `distill`. Sub-networks are drawn from a gener
 is a permutation seeded by (seed, epoch); dropout masks are seeded by (seed, step, sub-network).
 A resumed run therefore continues exactly where the last checkpoint left it.
 
-The step runs eagerly: each sub-network is its own graph and tracing one per step would cost more
-than it saves. Under a `tf.distribute` strategy the step runs on every replica (its share of the
+One step function (`train._step`) serves both forward passes: sub-networks that run as masks on
+the envelope go through one traced step (one trace per number of passes, any input size), the others
+run it eagerly on their sliced weights (tracing each would cost more than it saves). Under a
+`tf.distribute` strategy the step runs on every replica (its share of the
 batch), gradients are summed across replicas in cross-replica context and applied once; the same
 code serves MirroredStrategy on one machine and MultiWorkerMirroredStrategy across machines, where
 every worker reads the checkpoint and only the chief writes it.
