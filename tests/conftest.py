@@ -13,12 +13,20 @@ import time
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one of several test processes (pytest-xdist, `-n` in pyproject.toml): each TensorFlow, and each
+    # command a test starts, keeps to one thread, so the processes share the cores instead of spinning
+    # against each other (set before any test module imports TensorFlow)
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+
 # The edit loop runs `python -m pytest -m "not slow"` (35 s on an idle 2-core machine); CI runs everything.
 # Modules outside FAST_MODULES, and the tests named in SLOW_TESTS, carry the `slow` marker; a test module
 # joins the fast set only when all of its tests (bar the named ones) take well under a second or two.
 FAST_MODULES = {
-    "test_cli", "test_cli_cost", "test_compat", "test_cost", "test_depthwise", "test_fuzz_config", "test_fuzz_space",
-    "test_fuzz_spec", "test_layout", "test_pareto", "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
+    "test_cli", "test_cli_cost", "test_compat", "test_cost", "test_dataset_lists", "test_depthwise",
+    "test_fuzz_config", "test_fuzz_space", "test_fuzz_spec", "test_large_space", "test_layout", "test_pareto",
+    "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
 }
 SLOW_TESTS = {
     "test_demo_runs_a_real_search_and_writes_the_report",

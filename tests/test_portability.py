@@ -3,7 +3,7 @@
 TensorFlow turns its oneDNN kernels on by itself only on some x86 CPUs (and never on a GPU); elsewhere
 it runs its own kernels, which refuse some arguments oneDNN accepts (a depthwise stride along one axis
 only, once the cause of 12 failures on a fresh AMD machine). The kernel set is fixed when TensorFlow
-starts, so the builder, layer and stream tests run again in a fresh process with oneDNN switched the
+starts, so the depthwise layer and builder tests run again in a fresh process with oneDNN switched the
 other way from this one: on a machine where it is on, they run without it, and the other way round
 (TFLite conversions, which do not run TensorFlow's kernels, are left out of the second run).
 """
@@ -20,7 +20,7 @@ import pytest
 from evaluation.compat import onednn_enabled
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ["tests/test_depthwise.py", "tests/test_builder.py", "tests/test_stream.py"]
+FILES = ["tests/test_depthwise.py", "tests/test_builder.py"]
 NESTED = "MOVINAS_NESTED_PORTABILITY"
 
 
@@ -29,7 +29,7 @@ NESTED = "MOVINAS_NESTED_PORTABILITY"
 def test_layer_tests_pass_with_onednn_switched_the_other_way():
     other = "0" if onednn_enabled() else "1"
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": other, NESTED: "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "not tflite", *FILES],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-x", "-k", "not tflite", *FILES],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"with TF_ENABLE_ONEDNN_OPTS={other}:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
 
