@@ -25,7 +25,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # joins the fast set only when all of its tests (bar the named ones) take well under a second or two.
 FAST_MODULES = {
     "test_cli", "test_cli_cost", "test_compat", "test_cost", "test_dataset_lists", "test_depthwise",
-    "test_fuzz_config", "test_fuzz_space", "test_fuzz_spec", "test_large_space", "test_layout", "test_pareto",
+    "test_fuzz_config", "test_fuzz_space", "test_fuzz_spec", "test_large_space", "test_latency", "test_layout",
+    "test_pareto",
     "test_presets", "test_properties", "test_space", "test_spec", "test_videos_cli",
 }
 SLOW_TESTS = {

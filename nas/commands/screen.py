@@ -115,10 +115,11 @@ def percentile_rank(sorted_values, x) -> float:
     return float(100.0 * (lo + hi) / 2 / len(sorted_values))
 
 
-def screen(space, name: str, samples: int, seed: int = 0, frames: int | None = None,
-           resolution: int | None = None, progress: bool = True, profile=None, constraints=()) -> Screening:
-    """Draw `samples` specs from `space` with `numpy.random.default_rng(seed)` and cost each (and
-    predict its latency from `profile`, a `LatencyProfile`; count those meeting `constraints`)."""
+def screen(space, name: str, samples: int, seed: int = 0, size: tuple[int | None, int | None] = (None, None),
+           progress: bool = True, profile=None, constraints=()) -> Screening:
+    """Draw `samples` specs from `space` with `numpy.random.default_rng(seed)` and cost each at `size`
+    ((frames, resolution), None: the spec's own), and predict its latency from `profile`, a
+    `LatencyProfile`; count those meeting `constraints`."""
     import numpy as np
     from tqdm import tqdm
 
@@ -126,6 +127,7 @@ def screen(space, name: str, samples: int, seed: int = 0, frames: int | None = N
 
     from ..constraints import is_feasible, violations
 
+    frames, resolution = size
     rng = np.random.default_rng(seed)
     rows, latencies, met = [], [], {c.text: 0 for c in constraints}
     cost_seconds = latency_seconds = 0.0
@@ -266,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     profile = screen_profile(args.profile, space)
     constraints = screen_constraints(args.constraint, profile)
-    s = screen(space, args.space, args.samples, args.seed, args.frames, args.resolution, profile=profile,
+    s = screen(space, args.space, args.samples, args.seed, (args.frames, args.resolution), profile=profile,
                constraints=constraints)
     print(json.dumps(to_json(s), indent=2) if args.json else format_report(s))
     return 0
