@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .flags import flag, input_flags, out_folder
+from .flags import flag, input_flags, out_folder, staged
 
 EXAMPLES = """examples:
   movinas finetune a0/ videos/ --out a0-mine/                        (class sub-folders)
@@ -202,11 +200,7 @@ def write_export(result, pretrained, dataset, out: Path, formats) -> dict[str, P
     from evaluation.deploy.export import export_model
 
     representative = dataset.val.x[:16] if "tflite-int8" in formats else None
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        stage.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the export is an ordinary folder
+    with staged(out) as stage:
         stream = bool(pretrained.manifest.get("stream", result.spec.causal))  # as the model came
         paths = export_model(result.spec, result.model, stage, formats, stream=stream,
                              labels=list(result.class_names), representative=representative)
@@ -214,12 +208,6 @@ def write_export(result, pretrained, dataset, out: Path, formats) -> dict[str, P
                   "history": result.history, "validation": result.validation}
         (stage / "finetune.json").write_text(json.dumps(record, indent=2) + "\n")
         (stage / "model_card.md").write_text(model_card(result, pretrained, dataset, paths))
-        if out.exists():
-            out.rmdir()  # empty (checked before)
-        stage.rename(out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     extra = {"finetune": stage / "finetune.json", "model_card": stage / "model_card.md"}
     return {key: out / Path(p).name for key, p in {**paths, **extra}.items()}
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import UsageError
-from .flags import out_folder
+from .flags import out_folder, staged
 
 EXAMPLES = """examples:
   movinas import movinet_a0_base/ --out a0/                     (a Model Garden checkpoint folder)
@@ -92,18 +90,10 @@ def write_folder(imported, out: Path, formats, source: str) -> dict[str, Path]:
     labels = None
     if imported.num_classes == 600:
         labels = LABEL_SETS["kinetics600"].read_text().split("\n")[:600]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged(out) as stage:
         paths = export_model(imported.spec, imported.model, stage, formats, stream=imported.spec.causal,
                              labels=labels, options=ExportOptions(num_classes=imported.num_classes))
         (stage / "model_card.md").write_text(model_card(imported, source, paths))
-        if out.exists():
-            out.rmdir()  # empty (checked before)
-        stage.rename(out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return {key: out / Path(p).name for key, p in {**paths, "model_card": stage / "model_card.md"}.items()}
 
 
