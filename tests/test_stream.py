@@ -12,7 +12,7 @@ from search_space.stream import model_state_specs, state_specs
 RES = 32
 
 
-def small_causal_spec(conv_type="2plus1d", se_type="2plus3d", positional_encoding=True) -> ArchSpec:
+def small_causal_spec(conv_type="2plus1d", se_type="2plus3d", positional_encoding=True, last="2x3x3") -> ArchSpec:
     return ArchSpec.from_dict({
         "name": "tiny-causal",
         "stem": {"filters": 8},
@@ -21,7 +21,7 @@ def small_causal_spec(conv_type="2plus1d", se_type="2plus3d", positional_encodin
                                       {"expand": 8, "kernel": "3x3x3"}]},
             {"filters": 16, "blocks": [{"expand": 32, "kernel": "5x3x3", "strides": "1x2x2"},
                                        {"expand": 24, "kernel": "3x1x1"}]},
-            {"filters": 24, "blocks": [{"expand": 48, "kernel": "2x3x3", "strides": "1x2x2"}]},
+            {"filters": 24, "blocks": [{"expand": 48, "kernel": last, "strides": "1x2x2"}]},
         ],
         "head": {"filters": 32, "hidden": 64},
         "causal": True, "conv_type": conv_type, "se_type": se_type,
@@ -159,8 +159,9 @@ def test_stream_needs_a_causal_spec():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("conv_type, se_type", [("2plus1d", "2plus3d"), ("3d", "3d"), ("3d_2plus1d", "2d")])
-def test_tflite_frame_graph_equals_the_stream_model_at_every_frame(conv_type, se_type):
+@pytest.mark.parametrize("conv_type, se_type, last", [("2plus1d", "2plus3d", "2x3x3"), ("3d", "3d", "2x3x3"),
+                                                     ("3d_2plus1d", "2d", "2x3x3"), ("3d", "3d", "3x1x1")])
+def test_tflite_frame_graph_equals_the_stream_model_at_every_frame(conv_type, se_type, last):
     """The graph the stream TFLite files are converted from (4-D, folded BN, partial-output taps, running
     means, rotating positional encoding) gives the Keras stream model's logits frame by frame, in its
     float form and in its int8-friendly form."""
@@ -168,7 +169,7 @@ def test_tflite_frame_graph_equals_the_stream_model_at_every_frame(conv_type, se
 
     from evaluation.deploy.frame_graph import frame_step, lite_state_specs
 
-    spec = small_causal_spec(conv_type, se_type)
+    spec = small_causal_spec(conv_type, se_type, last=last)  # 3x1x1: a temporal-only kernel on a strided block
     base, stream = causal_and_stream(spec)
     video = clip(frames=6)  # past the longest temporal kernel (5)
     want = run_stream(stream, spec, video, 1)

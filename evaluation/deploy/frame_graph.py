@@ -150,7 +150,7 @@ class _Lowering:
         kernel = self.weight(name)
         kt = kernel.shape[0]
         s, b = self.bn(bn)
-        if kernel.shape[1:3] == (1, 1):  # k_t × 1 × 1: a per-channel multiply a tap
+        if kernel.shape[1:3] == (1, 1) and tuple(strides) == (1, 1):  # k_t × 1 × 1: a per-channel multiply a tap
             taps = [x * _f32(kernel[i, 0, 0] * s) for i in range(kt)]
         else:
             taps = [tf.nn.depthwise_conv2d(x, _f32((kernel[i] * s)[..., None]), [1, *strides, 1], "SAME")
