@@ -20,7 +20,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(_name, "1")
 
-# The edit loop runs `python -m pytest -m "not slow"` (35 s on an idle 2-core machine); CI runs everything.
+# The edit loop runs `python -m pytest -m "not slow" -n 0` (about 40 s on a 2-core machine); CI runs everything.
 # Modules outside FAST_MODULES, and the tests named in SLOW_TESTS, carry the `slow` marker; a test module
 # joins the fast set only when all of its tests (bar the named ones) take well under a second or two.
 FAST_MODULES = {
