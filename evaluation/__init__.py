@@ -8,8 +8,8 @@
 - `evaluator`: a config's `proxy:` parsed once, and the one door from it to a scorer.
 - `compat`: the one door to dependencies' internals.
 
-Imports point one way: deploy and oneshot may use proxies, results and datasets; proxies use results and
-datasets; results and datasets use neither. Names below load on first use, so `import evaluation` stays
+Imports point one way (tests/test_layout.py checks it): datasets and results use no other room; proxies
+use them; deploy uses proxies; oneshot uses deploy; the evaluator uses them all. Names below load on first use, so `import evaluation` stays
 light (TensorFlow, pandas and matplotlib are imported only by the functions that need them).
 """
 
@@ -33,7 +33,7 @@ _EXPORTS = {
     "parse_proxy": "evaluator",
     "make_scorer": "evaluator",
     "EvalContext": "evaluator",
-    "Budget": "proxies.train",
+    "Budget": "proxies.budget",
     "ProxyResult": "proxies.train",
     "train_proxy": "proxies.train",
     "zero_cost_scores": "proxies.zero_cost",
