@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from search_space import ArchSpec, SearchSpace, estimate_cost  # noqa: E402
 from search_space.latency import estimate_latency, read_profile  # noqa: E402
+from search_space.spec import NUM_CLASSES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED0 = 10_000
@@ -47,15 +48,16 @@ def held_out(i: int, resolutions: tuple[int, ...]) -> tuple[ArchSpec, int]:
     return spec.replace(causal=True, conv_type="2plus1d"), resolutions[i % len(resolutions)]
 
 
-def measure(spec: ArchSpec, resolution: int, threads: tuple[int, ...], runtimes: tuple[str, ...], tmp: Path) -> dict:
-    """{runtime/threads: robust ms per frame, ...} of the stream model of `spec`."""
+def measure(spec: ArchSpec, resolution: int, threads: tuple[int, ...], runtimes: tuple[str, ...], tmp: Path,
+            num_classes: int = NUM_CLASSES) -> dict:
+    """{runtime/threads: robust ms per frame, ...} of the stream model of `spec` (`num_classes` outputs)."""
     import tensorflow as tf
 
     from evaluation.deploy.export import save_stream_tflite
     from evaluation.deploy.frame_graph import frame_step, lite_state_specs
     from evaluation.deploy.profile import random_model, robust_ms, time_calls, time_tflite
 
-    model = random_model(spec, resolution)
+    model = random_model(spec, resolution, num_classes=num_classes)
     out = {}
     path = tmp / "float.tflite"
     for _ in range(ROUNDS if threads else 0):  # rounds apart in time: a burst of load spoils one, not all

@@ -64,3 +64,17 @@ def test_profile_through_a_command_template_resumes_after_a_failure(tmp_path, ca
         assert main([*argv, "--timeout", "0.5"]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_random_model_has_the_asked_classes_and_no_constant_weights():
+    """A measured model of a 10-class task carries a 10-class head (a 600-class one is a third of a
+    bench model's frame time), its constant-initialized weights drawn."""
+    import numpy as np
+    import yaml
+
+    from evaluation.deploy.profile import random_model
+
+    spec = SearchSpace.from_dict(yaml.safe_load(TINY)).sample(0)
+    model = random_model(spec, 16, num_classes=10)
+    assert model.output_shape[-1] == 10
+    assert not any(w.size > 1 and np.all(w == w.flat[0]) for w in model.get_weights())

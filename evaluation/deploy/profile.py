@@ -38,6 +38,7 @@ from search_space.latency import (
     kind_strides,
     ops,
 )
+from search_space.spec import NUM_CLASSES
 
 WARMUP = 3
 MIN_CALLS, MAX_CALLS, MIN_SECONDS = 15, 400, 0.15
@@ -457,13 +458,13 @@ def spec_key(spec) -> str:
     return hashlib.sha1(spec.to_yaml().encode()).hexdigest()[:12]
 
 
-def random_model(spec, resolution: int, seed: int = 0):
-    """The Keras model of `spec` with random weights, the constant-initialized ones (batch-norm
-    statistics, biases, ReZero scales) drawn too: an all-zero residual branch would not time (nor
-    quantize) like a trained one."""
+def random_model(spec, resolution: int, seed: int = 0, num_classes: int = NUM_CLASSES):
+    """The Keras model of `spec` with `num_classes` outputs and random weights, the constant-initialized
+    ones (batch-norm statistics, biases, ReZero scales) drawn too: an all-zero residual branch would not
+    time (nor quantize) like a trained one."""
     from search_space.builder import build_model
 
-    model = build_model(spec, 600, resolution=resolution)
+    model = build_model(spec, num_classes, resolution=resolution)
     rng = np.random.default_rng(seed)
     weights = []
     for w in model.get_weights():
