@@ -471,8 +471,11 @@ def train_supernet_rep(ctx: Ctx, r: int) -> float:
                 f.write(json.dumps({"rep": r, "from": done, "to": state["step"], "cpu_s": time.process_time() - t0,
                                     "wall_s": time.perf_counter() - w0, "load_avg": os.getloadavg()[0]}) + "\n")
             log(ctx, f"r{r} supernet: at step {state['step']}, {time.process_time() - t0:.0f} CPU s this chunk")
-    lines = [json.loads(x) for x in logf.read_text().splitlines()] if logf.is_file() else []
-    return float(sum(x["cpu_s"] for x in lines if x["rep"] == r))
+    chunks = [json.loads(x) for x in logf.read_text().splitlines()] if logf.is_file() else []
+    spent = 0.0
+    for x in (x for x in chunks if x["rep"] == r):
+        spent = x["cpu_s"] + (spent if x["from"] > 0 else 0.0)  # from 0: the checkpoint was lost, a new run
+    return spent
 
 
 def score(ctx: Ctx, r: int, a: Arch, scorer: list) -> tuple[float, float]:
@@ -745,6 +748,8 @@ def report(args) -> None:
         if mine:
             lines.append(f"| {m} | {len(mine)} | {np.mean([float(p['cpu_spent']) for p in mine]):.0f} | "
                          f"{np.mean([float(p['trials']) for p in mine]):.1f} | {interval(phv.get(m, []))} |")
+    lines += pick_rows(picks, judged)
+    lines += in_progress(read_csv(out / "runs.csv"), picks)
     grid, hv = hv_grid(traces, info["budget_cpu_s"])
     if hv:
         with (out / "hv_vs_cpu.csv").open("w") as f:
@@ -758,6 +763,30 @@ def report(args) -> None:
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     print(text)
+
+
+def pick_rows(picks: list, judged: dict) -> list[str]:
+    """Every pick with its FLOPs, search-time accuracy and judged value (or 'not yet')."""
+    lines = ["", "| repetition | method | FLOPs budget | pick | MFLOPs | search-time accuracy | judged |",
+             "|---|---|---|---|---|---|---|"]
+    for p in picks:
+        mflops = f"{float(p['flops']) / 1e6:.2f}" if p["flops"] else "-"
+        value = f"{judged[p['spec_id']]:.3f}" if p["spec_id"] in judged else "not yet"
+        lines.append(f"| {p['rep']} | {p['method']} | ≤ {float(p['flops_budget']) / 1e6:.2f} M | "
+                     f"{p['spec_id'] or '-'} | {mflops} | {p['search_accuracy'] or '-'} | {value} |")
+    return lines
+
+
+def in_progress(runs: list, picks: list) -> list[str]:
+    """One line per search begun but not finished: its fresh trainings so far (cached ones not counted)."""
+    done = {f"r{p['rep']} {p['method']}" for p in picks}
+    busy: dict = {}
+    for r in runs:
+        what = r["purpose"].removesuffix("-rerank")
+        if what[:1] == "r" and not what.endswith("judge") and what not in done:
+            n, cpu = busy.get(what, (0, 0.0))
+            busy[what] = (n + 1, cpu + float(r["cpu_s"]))
+    return ["", *(f"In progress: {k}: {n} fresh trainings so far, {cpu:.0f} CPU s" for k, (n, cpu) in busy.items())]
 
 
 def plot_hv(grid: np.ndarray, hv: dict, path: Path) -> None:
