@@ -8,9 +8,11 @@ FLOPs budget chosen to match do?
 - Device: the stream TFLite float runtime of this machine, 1 thread (profile
   results/latency/tflite_stream_1t_bench.json, timed on the bench space's own shapes), 10 classes.
 - Budgets, fixed from predictions before any search: latency L = the median predicted ms per frame of
-  the 96 architectures; FLOPs Y = the largest FLOPs of the 48 cheapest by FLOPs, so that both budgets
-  admit the same number of architectures (the searches differ in which, not in how many); `margin`:
-  latency_ms <= L x (1 - 0.10), 10% being about the held-out RMSE of the paper-space validation (11%).
+  the 96 architectures; `flops`: Y = the largest FLOPs of the 48 cheapest by FLOPs, so that both budgets
+  admit the same number of architectures (the searches differ in which, not in how many); `flops-fit`:
+  the FLOPs at which the least-squares line of predicted latency on FLOPs crosses L (what a user
+  converting a latency target to FLOPs would write); `margin`: latency_ms <= L x (1 - 0.10), 10% being
+  about the held-out RMSE of the paper-space validation (11%).
 - Searches: `movinas search` itself, objectives (maximize val_accuracy, minimize latency_ms | flops),
   one constraint each, TPE and random, `--trials` counted trials x `--seeds` seeds. The front: the
   study's feasible Pareto front (`study.best_trials`).
@@ -49,7 +51,7 @@ PROFILE = ROOT / "results/latency/tflite_stream_1t_bench.json"
 OUT = ROOT / "results/latency_search"
 NUM_CLASSES, SEEN, JUDGED = 10, 0, (1, 2, 3)
 MARGIN = 0.10  # fixed before any measurement: about the paper-space held-out RMSE (11.3%)
-BUDGETS = ("latency", "margin", "flops")
+BUDGETS = ("latency", "margin", "flops", "flops-fit")
 SAMPLERS = {"tpe": {"n_startup_trials": 10}, "random": {}}
 
 
@@ -75,15 +77,21 @@ def predictions(specs: dict) -> dict:
 
 
 def budgets(pred: dict) -> dict:
-    """{budget name: (constraint text, feasible count by prediction)}, from predictions alone."""
+    """{"limit_ms": L, budget name: (constraint text, feasible count by prediction)}, from predictions alone."""
     ms = np.array([p[0] for p in pred.values()])
-    flops = np.sort([p[1] for p in pred.values()])
+    flops = np.array([p[1] for p in pred.values()])
     limit = float(np.median(ms))
     k = int((ms <= limit).sum())
+    slope, intercept = np.polyfit(flops.astype(float), ms, 1)  # predicted ms on FLOPs, least squares
     texts = {"latency": f"latency_ms <= {limit:.6f}", "margin": f"latency_ms <= {limit * (1 - MARGIN):.6f}",
-             "flops": f"flops <= {int(flops[k - 1])}"}
-    counts = {"latency": k, "margin": int((ms <= limit * (1 - MARGIN)).sum()), "flops": int((flops <= flops[k - 1]).sum())}
-    return {"limit_ms": limit, **{b: (texts[b], counts[b]) for b in BUDGETS}}
+             "flops": f"flops <= {int(np.sort(flops)[k - 1])}", "flops-fit": f"flops <= {int((limit - intercept) / slope)}"}
+    return {"limit_ms": limit, **{b: (texts[b], len(admitted(texts[b], pred))) for b in BUDGETS}}
+
+
+def admitted(constraint: str, pred: dict) -> set[str]:
+    """The architectures a `latency_ms <= X` or `flops <= Y` constraint admits, by prediction."""
+    name, limit = (x.strip() for x in constraint.split("<="))
+    return {a for a, p in pred.items() if p[0 if name == "latency_ms" else 1] <= float(limit)}
 
 
 def seen_table(path: Path) -> Path:
@@ -97,7 +105,7 @@ def seen_table(path: Path) -> Path:
 
 def config(budget: str, sampler: str, seed: int, trials: int, constraint: str, seen: Path) -> dict:
     """The `movinas search` config of one search."""
-    cost = "flops" if budget == "flops" else "latency_ms"
+    cost = "flops" if budget.startswith("flops") else "latency_ms"
     cfg = {"study": f"{budget}-{sampler}-{seed}", "space": "bench", "trials": trials, "seed": seed,
            "num_classes": NUM_CLASSES, "sampler": {"name": sampler, "options": SAMPLERS[sampler]},
            "dataset": {"kind": "graded", "clips_per_class": 2, "frames": "spec", "resolution": "spec"},
@@ -181,7 +189,7 @@ def judged_accuracy() -> dict:
 
 def search_lines(rows: list[dict], measured: dict, judged: dict, limit: float) -> list[str]:
     """One line per (budget, sampler): fronts over budget when measured, accuracy at the budget."""
-    lines = [f"{'budget':7s} {'sampler':7s} {'seeds':>5s} {'front':>5s}  {'over budget, mean over seeds [95% CI]':39s}"
+    lines = [f"{'budget':9s} {'sampler':7s} {'seeds':>5s} {'front':>5s}  {'over budget, mean over seeds [95% CI]':39s}"
              f" {'pooled':>12s} {'any':>5s} {'worst':>6s}  accuracy at budget [95% CI]  none"]
     for budget in BUDGETS:
         for sampler in SAMPLERS:
@@ -196,7 +204,7 @@ def search_lines(rows: list[dict], measured: dict, judged: dict, limit: float) -
             ok = [b for b in best if np.isfinite(b)]
             am, alo, ahi = mean_ci(ok) if ok else (np.nan, np.nan, np.nan)
             n_over, n_all = sum(map(sum, over)), sum(map(len, over))
-            lines.append(f"{budget:7s} {sampler:7s} {len(runs):5d} {n_all / len(runs):5.1f}  "
+            lines.append(f"{budget:9s} {sampler:7s} {len(runs):5d} {n_all / len(runs):5.1f}  "
                          f"{m:6.1%} [{lo:6.1%}, {hi:6.1%}]{'':17s} {n_over:4d}/{n_all:<4d} "
                          f"{sum(f > 0 for f in fractions):2d}/{len(runs):<2d} {worst - 1:+6.1%}  "
                          f"{am:.4f} [{alo:.4f}, {ahi:.4f}]     {len(best) - len(ok):2d}")
@@ -235,15 +243,11 @@ def oracle_lines(measured_rows: list[dict], judged: dict, plan: dict, pred: dict
     ms = {r["spec_id"]: r["ms"] for r in measured_rows}
     feasible = {a for a, m in ms.items() if m <= limit}
     best = max(judged[a] for a in feasible)
-    flops_limit = float(plan["flops"][0].split("<=")[1])
-    admitted = {"latency": {a for a, p in pred.items() if p[0] <= limit},
-                "margin": {a for a, p in pred.items() if p[0] <= limit * (1 - MARGIN)},
-                "flops": {a for a, p in pred.items() if p[1] <= flops_limit}}
     out = [f"all {len(ms)} architectures measured: {len(feasible)} within the budget; best judged accuracy among "
            f"them {best:.4f} (the oracle)"]
     for b in BUDGETS:
-        a = admitted[b]
-        out.append(f"  {b:7s} admits {len(a):2d}: {len(a - feasible):2d} over the budget when measured, "
+        a = admitted(plan[b][0], pred)
+        out.append(f"  {b:9s} admits {len(a):2d}: {len(a - feasible):2d} over the budget when measured, "
                    f"{len(feasible - a):2d} within it left out; best judged accuracy it admits within the budget "
                    f"{max((judged[x] for x in a & feasible), default=float('nan')):.4f}")
     return out
