@@ -1,8 +1,11 @@
 """One-shot benchmark on the ground truth's protocol (evaluation/proxies/table.py PROTOCOL: bench space, graded task).
 
     python benchmarks/oneshot.py train [--steps N] [--out DIR]    # train / resume the bench supernet
+    python benchmarks/oneshot.py train --split s1_b1_kernel,s2_b1_kernel [--split-after 0.5] --out DIR  # few-shot
     python benchmarks/oneshot.py score [--out DIR] [--table CSV]  # score every table architecture, tau
+    python benchmarks/oneshot.py summary [--out DIR]              # DIR/summary.json again from DIR/scores.csv
     python benchmarks/oneshot.py stepcost [--steps N]             # one supernet step vs the largest alone
+    python benchmarks/oneshot.py compare --baseline DIR --out DIR  # the summary of DIR's scores.csv, in --out
 
 `train` is resumable (kill it, run it again). `score` writes DIR/scores.csv (one row per architecture:
 supernet val accuracy and loss, seconds, the table's seed-mean accuracy) and DIR/summary.json
@@ -48,16 +51,28 @@ def train(args) -> None:
     from search_space.supernet import envelope
 
     space = SearchSpace.from_yaml(PROTOCOL["space"])
-    cfg = parse_supernet({**SUPERNET, "steps": args.steps})
+    cfg = parse_supernet({**SUPERNET, "steps": args.steps, **_variant(args)})
     out = Path(args.out)
+    cpu = time.process_time()
     summary = train_supernet(space, _data(envelope(space)), cfg, out / "supernet.npz", seed=0,
                              num_classes=PROTOCOL["num_classes"], progress=True)
     summary.pop("net")
     summary.pop("step_seconds")
     log = out / "train_log.jsonl"
     with log.open("a") as f:
-        f.write(json.dumps({**summary, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        f.write(json.dumps({**summary, "cpu_seconds": time.process_time() - cpu, "variant": _variant(args),
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
     print(summary)
+
+
+def _variant(args) -> dict:
+    """The supernet fields a variant sets on top of `SUPERNET` (few-shot split, progressive shrinking)."""
+    out = {}
+    if args.split:
+        out.update(split=args.split.split(","), split_after=args.split_after)
+    if args.progressive:
+        out["progressive"] = True
+    return out
 
 
 def score(args) -> None:
@@ -65,7 +80,6 @@ def score(args) -> None:
 
     from evaluation.oneshot.score import Scorer, recalibration_clips
     from evaluation.oneshot.supernet import load_supernet
-    from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau
     from evaluation.proxies.table import arch_means, load_table
     from search_space import SearchSpace
 
@@ -90,27 +104,79 @@ def score(args) -> None:
                      "table_seconds": r.get("seconds", np.nan)})
         print(f"{r['spec_id']} supernet {m[VAL_ACCURACY]:.3f} table {r[VAL_ACCURACY]:.3f} "
               f"({m['seconds']:.2f} s)", flush=True)
-    df = pd.DataFrame(rows)
-    df.to_csv(out / "scores.csv", index=False)
-    truth = df["table_accuracy"].to_numpy()
+    pd.DataFrame(rows).to_csv(out / "scores.csv", index=False)
+    summary(args)
+
+
+def summary(args) -> None:
+    """DIR/summary.json from DIR/scores.csv and DIR/train_log.jsonl (what `score` ends with)."""
+    import pandas as pd
+
+    from evaluation.proxies.table import load_table
+
+    out = Path(args.out)
+    df, per_seed = pd.read_csv(out / "scores.csv", dtype={"spec_id": str}), load_table(args.table)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    result = summarize(df, per_seed, sum(entry["seconds"] for entry in log), log[-1]["step"])
+    result["supernet_train_cpu_seconds"] = sum(entry.get("cpu_seconds", np.nan) for entry in log)
+    result["variant"] = log[-1].get("variant", {})
+    if args.oneshot_seconds:  # the same accounting at another run's cost (wall clocks differ with the load)
+        result["flops_budget_search_once_at_given_cost"] = budget_search_once(
+            df, per_seed, args.oneshot_seconds, result["standalone_seconds_per_arch_per_seed"])
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps(result, indent=2, default=float))
+
+
+def nontrivial(df, per_seed):
+    """The rows of `df` that are not bag-of-frames architectures (1x3x3 kernels in both s1_b1 and s2_b1:
+    no temporal kernel anywhere, last in every ranking)."""
+    kernels = per_seed.groupby("spec_id")[["s1_b1_kernel", "s2_b1_kernel"]].first()
+    k = kernels.reindex(df["spec_id"])
+    return df[~((k["s1_b1_kernel"] == "1x3x3") & (k["s2_b1_kernel"] == "1x3x3")).to_numpy()]
+
+
+def summarize(df, per_seed, train_seconds: float, steps: int) -> dict:
+    """Kendall tau (all architectures and the non-trivial ones, 95% bootstrap), cost, budget searches."""
+    from evaluation.proxies.fidelity import bootstrap_ci, kendall_tau
+
     result = {"architectures": len(df), "seeds_per_arch": df["n_seeds"].describe().to_dict()}
+    rest = nontrivial(df, per_seed)
+    result["nontrivial_architectures"] = len(rest)
     for name, col, sign in (("supernet_accuracy", "supernet_accuracy", 1), ("supernet_loss", "supernet_loss", -1),
                             ("params", "params", 1), ("table_1_epoch_accuracy", "table_accuracy_e1", 1)):
-        tau, lo, hi = bootstrap_ci(kendall_tau, sign * df[col].to_numpy(dtype=float), truth)
-        result[f"tau_{name}"] = [tau, lo, hi]
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    train_seconds = sum(entry["seconds"] for entry in log)
+        for suffix, part in (("", df), ("_nontrivial", rest)):
+            tau, lo, hi = bootstrap_ci(kendall_tau, sign * part[col].to_numpy(dtype=float),
+                                       part["table_accuracy"].to_numpy())
+            result[f"tau_{name}{suffix}"] = [tau, lo, hi]
     per = float(df["seconds"].iloc[1:].median()) if len(df) > 1 else float(df["seconds"].iloc[0])
     alone = float(df["table_seconds"].mean())
-    result.update(supernet_steps=log[-1]["step"], supernet_train_seconds=train_seconds,
+    result.update(supernet_steps=steps, supernet_train_seconds=train_seconds,
                   score_seconds_median=per, score_seconds_first=float(df["seconds"].iloc[0]),
                   standalone_seconds_per_arch_per_seed=alone,
                   cost_ratio_100=(train_seconds + 100 * per) / (100 * alone),
                   cost_ratio_1000=(train_seconds + 1000 * per) / (1000 * alone))
-    result["flops_budget_search"] = [budget_search(df, per_seed, train_seconds + len(df) * per, alone, q)
-                                     for q in (0.25, 0.5, 0.75, 1.0)]
-    (out / "summary.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    print(json.dumps(result, indent=2, default=float))
+    oneshot = train_seconds + len(df) * per
+    result["flops_budget_search"] = [budget_search(df, per_seed, oneshot, alone, q) for q in QUANTILES]
+    result["flops_budget_search_once"] = budget_search_once(df, per_seed, oneshot, alone)
+    return result
+
+
+QUANTILES = (0.25, 0.5, 0.75, 1.0)
+
+
+def compare(args) -> None:
+    """The same summary for an existing scores.csv (e.g. the committed baseline), written to --out."""
+    import pandas as pd
+
+    from evaluation.proxies.table import load_table
+
+    src = Path(args.baseline)
+    old = json.loads((src / "summary.json").read_text())
+    df = pd.read_csv(src / "scores.csv", dtype={"spec_id": str})
+    result = summarize(df, load_table(args.table), old["supernet_train_seconds"], old["supernet_steps"])
+    result["source"] = str(src)
+    (Path(args.out) / f"baseline_{src.name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k.startswith("tau_supernet")}, indent=2))
 
 
 def budget_search(df, per_seed, oneshot_seconds: float, seconds_per_arch: float, quantile: float = 0.5,
@@ -152,6 +218,51 @@ def budget_search(df, per_seed, oneshot_seconds: float, seconds_per_arch: float,
             "standalone_archs_same_wall_clock": m,
             "standalone_random_search_truth": float(np.mean(fair)),
             "standalone_oracle_pick_4_seed_mean": float(np.mean(oracle))}
+
+
+def budget_search_once(df, per_seed, oneshot_seconds: float, seconds_per_arch: float, draws: int = 2000,
+                       rerank: tuple[int, int] = (5, 3)) -> dict:
+    """The four budgets of `budget_search` with every method's compute counted once for all four (one
+    supernet serves every budget, as one stand-alone search's pool does):
+
+    - supernet pick and re-rank as in `budget_search` (the re-rank's k short runs are paid per budget);
+    - stand-alone random search: one pool of architectures drawn from the whole space, as many as the
+      method's total compute buys, each trained once (seed 0); per budget it picks the feasible one with
+      the best seed-0 accuracy (none feasible: no pick, counted as the budget's worst). Two pool sizes:
+      the supernet pick's cost (training + scoring every architecture) and the re-rank path's (plus
+      four budgets' re-ranking).
+    Judged, as there, on the mean final accuracy of seeds 1-3. Expected values over `draws` pools."""
+    truth = per_seed[per_seed["seed"] != 0].groupby("spec_id")[VAL_ACCURACY].mean()
+    seed0 = per_seed[per_seed["seed"] == 0].set_index("spec_id")[VAL_ACCURACY]
+    each = [budget_search(df, per_seed, oneshot_seconds, seconds_per_arch, q, draws=1, rerank=rerank)
+            for q in QUANTILES]
+    epochs = PROTOCOL["proxy"]["epochs"]
+    rerank_seconds = oneshot_seconds + len(QUANTILES) * rerank[0] * rerank[1] / epochs * seconds_per_arch
+    ids = df["spec_id"].to_numpy()
+    flops = df.set_index("spec_id")["flops"]
+    out = {"oneshot_seconds": oneshot_seconds, "rerank_path_seconds": rerank_seconds, "budgets": []}
+    pools = {name: max(1, int(sec // seconds_per_arch)) for name, sec in (("pick_cost", oneshot_seconds),
+                                                                          ("rerank_cost", rerank_seconds))}
+    out["standalone_pool"] = pools
+    rng = np.random.default_rng(0)
+    draws_of = {name: [rng.choice(ids, size=min(m, len(ids)), replace=False) for _ in range(draws)]
+                for name, m in pools.items()}
+    for b in each:
+        ok = flops[flops <= b["flops_budget"]].index
+        worst = float(truth.reindex(ok).min())
+        row = {k: b[k] for k in ("flops_quantile", "flops_budget", "feasible_in_table", "best_feasible_truth",
+                                 "supernet_pick", "supernet_pick_truth", "supernet_pick_rank")}
+        row["rerank_truth"] = b["rerank"]["truth"]
+        for name, pools_drawn in draws_of.items():
+            got = []
+            for pool in pools_drawn:
+                feasible = [i for i in pool if i in ok]
+                got.append(float(truth[seed0.reindex(feasible).idxmax()]) if feasible else worst)
+            row[f"standalone_{name}_truth"] = float(np.mean(got))
+        out["budgets"].append(row)
+    for key in ("supernet_pick_truth", "rerank_truth", "standalone_pick_cost_truth", "standalone_rerank_cost_truth"):
+        out[f"mean_{key}"] = float(np.mean([r[key] for r in out["budgets"]]))
+    return out
 
 
 def stepcost(args) -> None:
@@ -200,14 +311,20 @@ def stepcost(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=("train", "score", "stepcost"))
+    p.add_argument("action", choices=("train", "score", "summary", "stepcost", "compare"))
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--out", default="results/bench_oneshot")
     p.add_argument("--table", default="results/bench/table.csv")
     p.add_argument("--val-clips", type=int, default=None)
+    p.add_argument("--split", default="", help="few-shot split axes, comma-separated (train)")
+    p.add_argument("--split-after", type=float, default=0.5, help="fraction of the steps before the split (train)")
+    p.add_argument("--progressive", action="store_true", help="progressive shrinking (train)")
+    p.add_argument("--baseline", default="results/bench_oneshot_600", help="scores to summarize (compare)")
+    p.add_argument("--oneshot-seconds", type=float, default=None,
+                   help="summary: also count the budget search at this one-shot cost (training + scoring)")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    {"train": train, "score": score, "stepcost": stepcost}[args.action](args)
+    {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "compare": compare}[args.action](args)
 
 
 if __name__ == "__main__":
