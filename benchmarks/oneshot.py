@@ -6,6 +6,7 @@
     python benchmarks/oneshot.py summary [--out DIR]              # DIR/summary.json again from DIR/scores.csv
     python benchmarks/oneshot.py stepcost [--steps N]             # one supernet step vs the largest alone
     python benchmarks/oneshot.py compare --baseline DIR --out DIR  # the summary of DIR's scores.csv, in --out
+    python benchmarks/oneshot.py paired --baseline DIR --out DIR   # tau(--out) - tau(DIR), paired bootstrap
 
 `train` is resumable (kill it, run it again). `score` writes DIR/scores.csv (one row per architecture:
 supernet val accuracy and loss, seconds, the table's seed-mean accuracy) and DIR/summary.json
@@ -220,6 +221,32 @@ def budget_search(df, per_seed, oneshot_seconds: float, seconds_per_arch: float,
             "standalone_oracle_pick_4_seed_mean": float(np.mean(oracle))}
 
 
+def paired(args) -> None:
+    """tau(--out's scores) - tau(--baseline's) with a paired 95% bootstrap over the same resampled
+    architectures (all, and the non-trivial ones), and the share of resamples where --out is better."""
+    import pandas as pd
+
+    from evaluation.proxies.fidelity import kendall_tau
+    from evaluation.proxies.table import load_table
+
+    per_seed = load_table(args.table)
+    ours = pd.read_csv(Path(args.out) / "scores.csv", dtype={"spec_id": str}).set_index("spec_id")
+    base = pd.read_csv(Path(args.baseline) / "scores.csv", dtype={"spec_id": str}).set_index("spec_id")
+    result = {"baseline": args.baseline}
+    for part, ids in (("all", list(ours.index)), ("nontrivial", list(nontrivial(ours.reset_index(), per_seed)["spec_id"]))):
+        t, a, b = (frame.loc[ids, col].to_numpy() for frame, col in ((ours, "table_accuracy"),
+                                                                    (ours, "supernet_accuracy"), (base, "supernet_accuracy")))
+        rng = np.random.default_rng(0)
+        diffs = []
+        for _ in range(2000):
+            i = rng.integers(0, len(ids), len(ids))
+            diffs.append(kendall_tau(a[i], t[i]) - kendall_tau(b[i], t[i]))
+        result[f"tau_difference_{part}"] = [kendall_tau(a, t) - kendall_tau(b, t), float(np.percentile(diffs, 2.5)),
+                                            float(np.percentile(diffs, 97.5)), float(np.mean(np.array(diffs) > 0))]
+    (Path(args.out) / f"paired_vs_{Path(args.baseline).name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def budget_search_once(df, per_seed, oneshot_seconds: float, seconds_per_arch: float, draws: int = 2000,
                        rerank: tuple[int, int] = (5, 3)) -> dict:
     """The four budgets of `budget_search` with every method's compute counted once for all four (one
@@ -311,7 +338,7 @@ def stepcost(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=("train", "score", "summary", "stepcost", "compare"))
+    p.add_argument("action", choices=("train", "score", "summary", "stepcost", "compare", "paired"))
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--out", default="results/bench_oneshot")
     p.add_argument("--table", default="results/bench/table.csv")
@@ -324,7 +351,8 @@ def main() -> None:
                    help="summary: also count the budget search at this one-shot cost (training + scoring)")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "compare": compare}[args.action](args)
+    {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "compare": compare,
+     "paired": paired}[args.action](args)
 
 
 if __name__ == "__main__":
