@@ -148,11 +148,6 @@ class Supernet:
             prev = cur
             starts += len(st.blocks)
 
-    def select(self, spec: ArchSpec) -> int | None:
-        """Make the weights `spec` reads the ones the variables hold: a no-op here (one set of weights);
-        a few-shot supernet (evaluation/oneshot/split.py) swaps in the matching branch."""
-        return None
-
     # -- slicing ----------------------------------------------------------------------------------
     @property
     def trainable(self) -> list:

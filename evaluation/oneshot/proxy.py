@@ -4,7 +4,7 @@ The checkpoint (`supernet.checkpoint`, relative paths inside the study folder) i
 scorer and never written, so any number of workers (one process or PostgreSQL workers on other
 machines) can share it. Each candidate's BN statistics are recalibrated on `recalibration_clips`
 training clips at its own input size, then it is evaluated on the validation clips (all, or the
-first `val_clips`). A few-shot (split) checkpoint scores each spec on the branch of its choices.
+first `val_clips`).
 """
 
 from __future__ import annotations
@@ -45,10 +45,6 @@ class SupernetScorer:
         except ValueError as exc:
             raise ValueError(f"supernet.checkpoint: {' '.join(str(exc).split())} (train it with `movinas "
                              "supernet train CONFIG`)") from None
-        theirs = (self.net.meta.get("split") or {}).get("axes", [])
-        if self.net.meta.get("split") and list(theirs) != list(self.config.split):
-            raise ValueError(f"supernet.split: {list(self.config.split)}, but {path} is split on {theirs}; "
-                             "set supernet.split as it was trained")
         self.scorer = Scorer(self.net)
 
     def __call__(self, spec: Any, callback: Any = None, keep_model: bool = False):

@@ -8,8 +8,7 @@ BN"). Then the candidate is evaluated on the validation clips in inference mode.
 A maskable candidate (see search_space/supernet_masks.py) runs as masks on the envelope in two traced
 functions shared by every candidate (any input size), so scoring costs forward passes only, no
 tracing and no model building; any other candidate is extracted and scored as its own model. Both
-give the same numbers (tests/test_supernet_train.py). A few-shot supernet scores each candidate on
-the branch of its choices (evaluation/oneshot/split.py).
+give the same numbers (tests/test_supernet_train.py).
 """
 
 from __future__ import annotations
@@ -76,7 +75,6 @@ class Scorer:
         import tensorflow as tf
 
         t0 = time.perf_counter()
-        self.net.select(spec)  # a few-shot supernet: the branch of `spec`'s choices
         masks = self.net.masks(spec)
         if masks is None:
             return score_extracted(self.net, spec, recal_x, val_x, val_y, self.batch_size, t0)

@@ -57,8 +57,6 @@ class SupernetConfig:
     val_clips: int | None = None  # validation clips scored (None: all)
     strategy: str = "default"
     mixed_precision: bool | None = None  # None: on with a GPU
-    split: tuple = ()  # few-shot: searched axes with one sub-supernet per combination of their choices
-    split_after: float = 0.5  # fraction of the steps trained shared before the split
 
 
 def parse_supernet(value: Any, path: str = "supernet") -> SupernetConfig:
@@ -85,48 +83,20 @@ def parse_supernet(value: Any, path: str = "supernet") -> SupernetConfig:
     if v["mixed_precision"] is not None:
         check.boolean(v["mixed_precision"], f"{path}.mixed_precision")
     check.choice(v["strategy"], f"{path}.strategy", STRATEGIES)
-    v["split"] = _split_axes(v["split"], f"{path}.split")
-    if (isinstance(v["split_after"], bool) or not isinstance(v["split_after"], (int, float))
-            or not 0 < v["split_after"] < 1):
-        raise ValueError(f"{path}.split_after: {check.quote(v['split_after'])}, must be a number strictly "
-                         "between 0 and 1 (the fraction of the steps trained before the split)")
     if not isinstance(v["checkpoint"], str) or not v["checkpoint"].strip():
         raise ValueError(f"{path}.checkpoint: {check.quote(v['checkpoint'])}, must be a file path (relative "
                          "paths are inside the study folder)")
     return SupernetConfig(**v)
 
 
-def _split_axes(value: Any, path: str) -> tuple:
-    """`split`: a list of distinct axis names (a single name is a list of one)."""
-    from search_space import validate as check
-
-    value = [value] if isinstance(value, str) else value
-    if not isinstance(value, (list, tuple)) or not all(isinstance(a, str) and a for a in value):
-        raise ValueError(f"{path}: {check.quote(value)}, must be a list of searched axes of the space "
-                         "(e.g. [s1_b1_kernel, s2_b1_kernel])")
-    for i, a in enumerate(value):
-        if a in value[:i]:
-            raise ValueError(f"{path}: {a!r} appears twice")
-    return tuple(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # checkpoints: one .npz file (weights by path, optimizer slots by index, metadata), replaced atomically
 
 
-def save_checkpoint(path: Path, net: Any, optimizer: Any, step: int, meta: dict,
-                    branches: list | None = None) -> None:
-    """Write the weights (and optimizer slots) of `net`, or, after a few-shot split, those of every
-    branch (`branches`: per branch, (weights by path, optimizer slot arrays)) as `b{i}/w/...`, `b{i}/o/...`."""
-    if branches is None:
-        arrays = {f"w/{k}": np.asarray(v.numpy()) for k, v in net.variables.items()}
-        if optimizer is not None:
-            arrays.update({f"o/{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
-    else:
-        arrays = {}
-        for b, (weights, slots) in enumerate(branches):
-            arrays.update({f"b{b}/w/{k}": np.asarray(v) for k, v in weights.items()})
-            arrays.update({f"b{b}/o/{i}": np.asarray(v) for i, v in enumerate(slots or ())})
+def save_checkpoint(path: Path, net: Any, optimizer: Any, step: int, meta: dict) -> None:
+    arrays = {f"w/{k}": np.asarray(v.numpy()) for k, v in net.variables.items()}
+    if optimizer is not None:
+        arrays.update({f"o/{i}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
     info = {**meta, "format": FORMAT, "step": int(step), "space": net.space.to_dict(),
             "num_classes": net.num_classes}
     arrays["meta"] = np.frombuffer(json.dumps(info).encode(), dtype=np.uint8)
@@ -185,25 +155,9 @@ def restore(path: Path, meta: dict, arrays: dict, net: Any, optimizer: Any = Non
     return int(meta["step"])
 
 
-def branch_states(path: Path, meta: dict, arrays: dict, net: Any, optimizer: Any = None) -> list[tuple[dict, list]]:
-    """Per branch of a split checkpoint, (weights by path, optimizer slot arrays), checked against `net`
-    (and `optimizer`); ValueError naming the file when one is missing or of another shape."""
-    out = []
-    for b in range(len(meta["split"]["branches"])):
-        weights = {k: arrays.get(f"b{b}/w/{k}") for k in net.variables}
-        slots = [arrays.get(f"b{b}/o/{i}") for i in range(len(optimizer.variables))] if optimizer is not None else []
-        ours = [*net.variables.values(), *(optimizer.variables if optimizer is not None else [])]
-        if any(a is None or tuple(a.shape) != tuple(v.shape) for a, v in zip([*weights.values(), *slots], ours)):
-            raise ValueError(f"{path}: branch {b} has weights missing or of another shape; not a checkpoint of "
-                             "this supernet")
-        out.append((weights, slots))
-    return out
-
-
 def load_supernet(path: str | Path, space: Any = None, num_classes: int | None = None) -> Any:
-    """The trained `Supernet` of checkpoint `path` (read only); a `SplitSupernet` when it is split
-    (few-shot, evaluation/oneshot/split.py). With `space` / `num_classes`, refuse a checkpoint of
-    another space or class count."""
+    """The trained `Supernet` of checkpoint `path` (read only). With `space` / `num_classes`, refuse a
+    checkpoint of another space or class count."""
     from search_space import SearchSpace
     from search_space.supernet import Supernet
 
@@ -212,15 +166,8 @@ def load_supernet(path: str | Path, space: Any = None, num_classes: int | None =
     theirs = SearchSpace.from_dict(meta["space"])
     if space is not None:
         check_same_space(path, meta, space, num_classes if num_classes is not None else meta["num_classes"])
-    if "split" in meta:
-        from evaluation.oneshot.split import SplitSupernet
-
-        net = SplitSupernet(theirs, meta["num_classes"], tuple(meta["split"]["axes"]), block_scale_init=None)
-        net.split([w for w, _ in branch_states(path, meta, arrays, net)])
-        net.activate(0)
-    else:
-        net = Supernet(theirs, meta["num_classes"], block_scale_init=None)
-        restore(path, meta, arrays, net)
+    net = Supernet(theirs, meta["num_classes"], block_scale_init=None)
+    restore(path, meta, arrays, net)
     net.meta = meta
     return net
 
@@ -237,27 +184,24 @@ def _axis_phase(name: str) -> int:
     return 3
 
 
-def sandwich(net: Any, config: SupernetConfig, seed: int, step: int, fixed: dict | None = None) -> list:
+def sandwich(net: Any, config: SupernetConfig, seed: int, step: int) -> list:
     """The sub-networks of `step`: largest, smallest, then `random_subnets` random ones (the same on
     every replica and worker). With `progressive`, axes become elastic phase by phase over the run
-    (kernel, then depth, then widths and input size); in the first quarter only the largest trains.
-    `fixed`: axes held at one choice (a few-shot branch); the largest is then the branch's largest."""
+    (kernel, then depth, then widths and input size); in the first quarter only the largest trains."""
     from search_space.supernet import extreme_params
 
     space = net.space
-    fixed = fixed or {}
-    largest = space.decode({**extreme_params(space, True), **fixed}, name="largest") if fixed else net.largest
     phase = min(int(4 * step / config.steps), 3) if config.progressive else 3
     if phase == 0:
-        return [largest]
+        return [net.largest]
     top, low = extreme_params(space, True), extreme_params(space, False)
     choices = space.param_choices()
     rng = random.Random(seed * 1_000_003 + step)
 
     def point(pick) -> dict:
-        return {k: (fixed[k] if k in fixed else pick(k) if _axis_phase(k) <= phase else top[k]) for k in choices}
+        return {k: (pick(k) if _axis_phase(k) <= phase else top[k]) for k in choices}
 
-    out = [largest, space.decode(point(lambda k: low[k]), name="smallest")]
+    out = [net.largest, space.decode(point(lambda k: low[k]), name="smallest")]
     for i in range(config.random_subnets):
         out.append(space.decode(point(lambda k: choices[k][rng.randrange(len(choices[k]))]), name=f"random{i}"))
     return out
@@ -291,6 +235,5 @@ def fit_input(x: Any, frames: Any, resolution: Any) -> Any:
                    resize)
 
 
-__all__ = ["FORMAT", "PHASES", "STRATEGIES", "SupernetConfig", "batch_indices", "branch_states", "check_same_space",
-           "fit_input",
+__all__ = ["FORMAT", "PHASES", "STRATEGIES", "SupernetConfig", "batch_indices", "check_same_space", "fit_input",
            "load_supernet", "parse_supernet", "read_checkpoint", "restore", "sandwich", "save_checkpoint"]

@@ -11,11 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from evaluation.oneshot.split import check_split, split_step
 from evaluation.oneshot.supernet import (
     SupernetConfig,
     batch_indices,
-    branch_states,
     check_same_space,
     fit_input,
     read_checkpoint,
@@ -63,7 +61,6 @@ class Run:
     seed: int
     largest_masks: list | None  # None: the largest cannot run as masks, so every pass runs sliced
     traced: dict = field(default_factory=dict)  # traced masked steps by number of passes; the update
-    slots: list = field(default_factory=list)  # few-shot: per branch, its optimizer slots (arrays)
 
     @property
     def weights(self) -> list:
@@ -88,8 +85,6 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
     import tensorflow as tf
 
     checkpoint = Path(checkpoint)
-    if config.split:
-        check_split(config.split, space)
     progress = progress if isinstance(progress, Progress) else Progress(bar=bool(progress))
     k = num_classes or int(getattr(dataset, "num_classes", 0) or 0) or int(dataset.train.y.max()) + 1
     strategy = strategy or tf.distribute.get_strategy()
@@ -109,7 +104,7 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
         from evaluation.compat import forget_custom_gradients
 
         run = _setup(space, k, config, seed, strategy, loss_scale=mixed and gpu)
-        start = _resume(run, checkpoint, meta, arrays) if meta is not None else 0
+        start = restore(checkpoint, meta, arrays, run.net, run.optimizer) if meta is not None else 0
         _check_same_start(strategy, checkpoint, start, _digest(arrays) if arrays is not None else 0)
         with forget_custom_gradients():  # a resumed or repeated run in one process frees its graphs
             summary = _loop(run, dataset, checkpoint, start, progress if chief else
@@ -119,40 +114,16 @@ def train_supernet(space: Any, dataset: Any, config: SupernetConfig, checkpoint:
         keras.config.set_dtype_policy(policy)
 
 
-def _resume(run: Run, checkpoint: Path, meta: dict, arrays: dict) -> int:
-    """Load a checkpoint into `run` (every branch of a split one); its step. ValueError when the
-    checkpoint's split is not the config's."""
-    at, theirs = split_step(run.config), meta.get("split")
-    if theirs is None:
-        start = restore(checkpoint, meta, arrays, run.net, run.optimizer)
-        if at is not None and start > at:
-            raise ValueError(f"{checkpoint}: an unsplit supernet at step {start}, past this config's split at "
-                             f"step {at} (supernet.split_after); train it anew or drop supernet.split")
-        return start
-    if at is None or list(theirs["axes"]) != list(run.config.split) or theirs["at"] != at:
-        want = f"{list(run.config.split)} at step {at}" if at is not None else "no split"
-        raise ValueError(f"{checkpoint}: a supernet split on {theirs['axes']} at step {theirs['at']}, but "
-                         f"supernet.split/split_after say {want}")
-    states = branch_states(checkpoint, meta, arrays, run.net, run.optimizer)
-    run.net.split([w for w, _ in states])
-    run.slots[:] = [o for _, o in states]
-    return int(meta["step"])
-
-
 def _setup(space: Any, num_classes: int, config: SupernetConfig, seed: int, strategy: Any, loss_scale: bool) -> Run:
     """The supernet and its optimizer, made under `strategy`'s scope with the same initial weights for
     the same seed."""
     import keras
 
     from evaluation.compat import seeded
-    from evaluation.oneshot.split import SplitSupernet
     from search_space.supernet import Supernet
 
     with strategy.scope(), seeded(seed):
-        if config.split:
-            net = SplitSupernet(space, num_classes, config.split, block_scale_init=config.block_scale_init)
-        else:
-            net = Supernet(space, num_classes, block_scale_init=config.block_scale_init)
+        net = Supernet(space, num_classes, block_scale_init=config.block_scale_init)
         optimizer = keras.optimizers.AdamW(learning_rate=learning_rate_at(config, 0.0),
                                            weight_decay=config.weight_decay, global_clipnorm=config.grad_clip)
         if loss_scale:
@@ -203,14 +174,14 @@ def _loop(run: Run, dataset: Any, checkpoint: Path, start: int, progress: Progre
     seen, t0, losses, sizes, times = 0, time.perf_counter(), [], [], []
     for step in range(start, config.steps):
         t_step = time.perf_counter()
-        subnets, losses = _train_step(run, dataset, step, _branch(run, step))
+        subnets, losses = _train_step(run, dataset, step)
         times.append(time.perf_counter() - t_step)
         sizes = [estimate_cost(s, num_classes=net.num_classes).params for s in subnets]
         seen += 1
         bar.set_postfix_str(" ".join(f"{s / 1e3:.0f}k:{v:.3f}" for s, v in zip(sizes, losses)))
         bar.update(1)
         if chief and ((step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps):
-            _save(run, checkpoint, step + 1, meta)
+            save_checkpoint(checkpoint, net, run.optimizer, step + 1, meta)
             if progress.log is not None:
                 progress.log(f"checkpoint {checkpoint} at step {step + 1}")
         if progress.on_step is not None:
@@ -218,60 +189,20 @@ def _loop(run: Run, dataset: Any, checkpoint: Path, start: int, progress: Progre
     bar.close()
     seconds = time.perf_counter() - t0
     if chief and start >= config.steps and not checkpoint.exists():
-        _save(run, checkpoint, start, meta)
+        save_checkpoint(checkpoint, net, run.optimizer, start, meta)
     return {"steps_run": seen, "step": max(start, config.steps), "seconds": seconds,
             "seconds_per_step": seconds / seen if seen else None, "losses": losses, "sizes": sizes,
             "step_seconds": times, "replicas": run.replicas, "net": net}
 
 
-def _branch(run: Run, step: int) -> int | None:
-    """Few-shot: the branch `step` trains (round-robin from the split on; None before it), made the one
-    the weights and optimizer slots hold; the branches start as copies of the shared state."""
-    at, net = split_step(run.config), run.net
-    if at is None or step < at:
-        return None
-    slots = run.optimizer.variables
-    if net.states is None:
-        net.split()
-        run.slots[:] = [[np.array(v.numpy()) for v in slots] for _ in net.branches]
-    i = (step - at) % len(net.branches)
-    if net.active != i:
-        if net.active is not None:
-            run.slots[net.active] = [np.array(v.numpy()) for v in slots]
-        net.activate(i)
-        for v, a in zip(slots, run.slots[i]):
-            v.assign(a)
-    return i
-
-
-def _save(run: Run, checkpoint: Path, step: int, meta: dict) -> None:
-    """The checkpoint of `step`: the supernet's weights and optimizer slots, or, after a few-shot split,
-    every branch's (and the split in its metadata)."""
-    net = run.net
-    if getattr(net, "states", None) is None:
-        save_checkpoint(checkpoint, net, run.optimizer, step, meta)
-        return
-    if net.active is not None:
-        run.slots[net.active] = [np.array(v.numpy()) for v in run.optimizer.variables]
-    split = {"axes": list(run.config.split), "at": split_step(run.config), "branches": net.branches}
-    save_checkpoint(checkpoint, net, run.optimizer, step, {**meta, "split": split},
-                    list(zip(net.all_states(), run.slots)))
-
-
-def _train_step(run: Run, dataset: Any, step: int, branch: int | None = None) -> tuple[list, list[float]]:
-    """One optimizer update: the sandwich of `step` (of its few-shot `branch`, if any) on its batch, the
-    passes that run as masks in one traced step and the others sliced, their gradients summed.
-    (sub-networks, their losses)."""
+def _train_step(run: Run, dataset: Any, step: int) -> tuple[list, list[float]]:
+    """One optimizer update: the sandwich of `step` on its batch, the passes that run as masks in one
+    traced step and the others sliced, their gradients summed. (sub-networks, their losses)."""
     import tensorflow as tf
 
     net, config = run.net, run.config
-    subnets = sandwich(net, config, run.seed, step, None if branch is None else net.branches[branch])
-    largest_masks = run.largest_masks
-    if branch is not None:
-        if ("largest", branch) not in run.traced:
-            run.traced[("largest", branch)] = net.masks(subnets[0])
-        largest_masks = run.traced[("largest", branch)]
-    masks = [net.masks(s) for s in subnets] if largest_masks is not None else [None] * len(subnets)
+    subnets = sandwich(net, config, run.seed, step)
+    masks = [net.masks(s) for s in subnets] if run.largest_masks is not None else [None] * len(subnets)
     graph = [i for i, m in enumerate(masks) if m is not None]
     eager = [i for i, m in enumerate(masks) if m is None]
     dx, dy = _batch(run, dataset, step)
@@ -287,8 +218,7 @@ def _train_step(run: Run, dataset: Any, step: int, branch: int | None = None) ->
         out.update(zip(graph, losses))
         net.write_envelope_statistics(stats)
     if eager:
-        more, losses, _ = _sliced_step(run, dx, dy, [subnets[i] for i in eager], tf.gather(seeds, eager),
-                                       (subnets[0], largest_masks))
+        more, losses, _ = _sliced_step(run, dx, dy, [subnets[i] for i in eager], tf.gather(seeds, eager))
         out.update(zip(eager, losses))
         grads = more if grads is None else [a + b for a, b in zip(grads, more)]
     if "update" not in run.traced:
@@ -374,12 +304,11 @@ def _masked_step(run: Run) -> Callable:
     return tf.function(step, autograph=False)
 
 
-def _sliced_step(run: Run, dx: Any, dy: Any, specs: list, seeds: Any, teacher_of: tuple) -> tuple[list, list, list]:
+def _sliced_step(run: Run, dx: Any, dy: Any, specs: list, seeds: Any) -> tuple[list, list, list]:
     """Eager passes of sub-networks that cannot run as masks (and all passes when the largest cannot):
-    each on its own sliced weights, distilled from the largest (`teacher_of`: its spec and masks, None
-    when it runs sliced; recomputed here when not a pass)."""
+    each on its own sliced weights, distilled from the largest (recomputed here when not a pass)."""
     net = run.net
-    largest, largest_masks = teacher_of
+    largest = net.largest
 
     def forward(x, i):
         spec = specs[i]
@@ -388,8 +317,8 @@ def _sliced_step(run: Run, dx: Any, dy: Any, specs: list, seeds: Any, teacher_of
 
     def teacher(x):
         x = fit_input(x, largest.frames, largest.resolution)
-        if largest_masks is not None:
-            return net.masked_forward(largest_masks, x)[0]
+        if run.largest_masks is not None:
+            return net.masked_forward(run.largest_masks, x)[0]
         return net.forward(largest, x, stochastic_depth=0.0)[0]
 
     return _step(run, dx, dy, forward, len(specs), teacher=None if specs[0] is largest else teacher)

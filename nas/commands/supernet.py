@@ -19,9 +19,7 @@ def register(subparsers) -> None:
             "and random sub-networks per step, in-place distillation), settings from its `supernet:` section. "
             "Checkpoints every supernet.checkpoint_every steps to RESULTS_DIR/STUDY/supernet.npz (or "
             "supernet.checkpoint); running it again resumes from the last checkpoint. Then `movinas search "
-            "CONFIG` with `proxy: {kind: supernet}` scores sub-networks on it in seconds. With supernet.split, "
-            "few-shot: one sub-supernet per combination of the split axes' choices after supernet.split_after "
-            "of the steps (docs/oneshot.md)."
+            "CONFIG` with `proxy: {kind: supernet}` scores sub-networks on it in seconds."
         ),
         epilog="example: movinas supernet train nas/configs/oneshot.yaml --steps 400",
     )
@@ -51,7 +49,6 @@ def run_train(args: argparse.Namespace) -> int:
     v.integer(args.steps, "--steps", optional=True, error=UsageError)
     space = load_space(config)
     from evaluation.oneshot.proxy import checkpoint_path
-    from evaluation.oneshot.split import check_split
     from evaluation.oneshot.supernet import SupernetConfig
     from search_space.supernet import check_space, envelope
 
@@ -60,10 +57,6 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"{config.source}: space: {exc}") from None
     cfg = config.supernet or SupernetConfig()
-    try:
-        check_split(cfg.split, space)
-    except ValueError as exc:
-        raise UsageError(f"{config.source}: {exc}") from None
     cfg = dataclasses.replace(cfg, **{k: val for k, val in (("steps", args.steps), ("strategy", args.strategy))
                                       if val is not None})
     datasets = Datasets(config, space)
