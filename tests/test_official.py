@@ -87,10 +87,15 @@ def stream_frames(imported, size: int = SIZE) -> np.ndarray:
     return np.stack(out)
 
 
+# Streamed frame by frame: A0 and A2. The stream layers of A1, A3-A5 are those of A0 and A2 (the same
+# kinds, more of them) and streaming A1, A3-A5 took about 50 s of the suite; their clip logits are checked.
+STREAMED_PRESETS = ("a0", "a2")
+
+
 def check_logits(imported, expected: dict, key: str) -> None:
     clip = imported.model(W.clip(FRAMES, SIZE), training=False)
     assert gap(clip, expected[f"{key}/clip"]) <= TOLERANCE
-    if imported.spec.causal:
+    if imported.spec.causal and key.removeprefix("files/").split("-")[0] in STREAMED_PRESETS:
         assert gap(stream_frames(imported), expected[f"{key}/frames"]) <= TOLERANCE
 
 

@@ -167,7 +167,8 @@ def test_mixed_precision_on_cpu_trains_to_finite_metrics(data):
 
 
 def test_a_3d_network_learns_the_motion_classes_and_its_single_frame_twin_does_not():
-    """The motion dataset at the old demo's budget: 4 classes (right, left, clockwise, counter-clockwise), 32 px.
+    """The motion dataset: 4 classes (right, left, clockwise, counter-clockwise), 32 px, 4 epochs (0.72
+    against 0.24 when measured; 6 epochs, the old demo's budget, gave 0.74 at 1.5x the time).
     A network of the small space learns them from clips; from one frame per clip it stays near
     chance (0.25), since no single frame carries the class."""
     from evaluation.datasets import single_frame
@@ -175,7 +176,7 @@ def test_a_3d_network_learns_the_motion_classes_and_its_single_frame_twin_does_n
 
     ds = synthetic(num_classes=4, clips_per_class=256, resolution=32, seed=0)
     spec = SearchSpace.from_yaml("small").sample(0)
-    budget = Budget(epochs=6)
+    budget = Budget(epochs=4)
     moving = train_proxy(spec, ds, budget, seed=0).metrics["val_accuracy"]
     still = train_proxy(spec, single_frame(ds), budget, seed=0).metrics["val_accuracy"]
     assert moving >= 0.55, (moving, still)
