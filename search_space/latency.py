@@ -255,6 +255,28 @@ def space_kinds(space, mode: str = "stream", samples: int = 200, seed: int = 0) 
     return out
 
 
+def size_coverage(profile: LatencyProfile, space, mode: str = "stream", samples: int = 200,
+                  seed: int = 0) -> tuple[int, int, int]:
+    """(ops below the smallest size the profile timed for their kind, ops above the largest, all ops
+    of a kind it has) over a seeded sample of `space`: outside that range `estimate_latency`
+    extrapolates in proportion to size, which can be far off (a profile of another space's sizes)."""
+    import random
+
+    rng = random.Random(seed)
+    below = above = total = 0
+    for _ in range(samples):
+        spec = space.sample(rng)
+        for kind, shape in ops(spec if mode == "clip" or spec.causal else spec.replace(causal=True), mode):
+            points = profile.kinds.get(kind)
+            if not points or kind == "overhead":
+                continue
+            size = sum(features(kind, shape))
+            total += 1
+            below += size < points[0][0]
+            above += size > points[-1][0]
+    return below, above, total
+
+
 def kind_strides(kind: str) -> tuple[int, int]:
     """The spatial strides a conv, depthwise or pool kind is named with (`depthwise_3x3_s2x2`); (1, 1)
     for other kinds."""

@@ -23,6 +23,7 @@ from search_space.latency import (
     op_latency,
     ops,
     read_profile,
+    size_coverage,
     space_kinds,
 )
 
@@ -64,6 +65,24 @@ def test_an_op_time_is_interpolated_between_the_nearest_sizes_and_proportional_b
     assert profile.at("k", 100) == pytest.approx(1.0) and profile.at("k", 10000) == pytest.approx(300.0)
     assert profile.at("k", 1000) == pytest.approx(1.0 + 299.0 * 900 / 9900)
     assert profile.at("k", 10) == pytest.approx(0.1) and profile.at("k", 1e5) == pytest.approx(3000.0)
+
+
+def test_size_coverage_counts_ops_outside_the_timed_sizes_and_show_says_so(small_profile, tmp_path, capsys):
+    """A profile whose tables start above every op of the space extrapolates all of them; `latency show
+    --space` says so and names the command that fixes it."""
+    space = SearchSpace.from_yaml("small")
+    wide = dataclasses.replace(small_profile, kinds={k: ((1.0, 1e-6), (1e12, 1.0)) for k in small_profile.kinds})
+    below, above, total = size_coverage(wide, space, samples=20)
+    assert below == above == 0 and total > 0
+    shifted = dataclasses.replace(small_profile, kinds={k: tuple((x * 1e9, m) for x, m in v)
+                                                        for k, v in small_profile.kinds.items()})
+    below, above, total = size_coverage(shifted, space, samples=20)
+    assert below == total > 0 and above == 0
+    path = tmp_path / "shifted.json"
+    path.write_text(shifted.to_json())
+    assert main(["latency", "show", str(path), "--space", "small"]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "100% are smaller and 0% larger" in last and "movinas latency profile --space small" in last
 
 
 def test_a_profile_missing_an_op_kind_names_it(small_profile):

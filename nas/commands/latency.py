@@ -7,7 +7,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from search_space.latency import MODES, RUNTIMES, ProfileError, kinds_of, read_profile
+from search_space.latency import MODES, RUNTIMES, ProfileError, read_profile, size_coverage, space_kinds
 from search_space.space_schema import BUILTIN_SPACES
 
 from ..errors import UsageError
@@ -75,20 +75,6 @@ def check_covers(profile, space, where: str) -> None:
                          f"{', '.join(missing)} that the space needs; profile with --space naming this space")
 
 
-def space_kinds(space, mode: str, samples: int = 200) -> set[str]:
-    """Op kinds the architectures of `space` use (a seeded sample, both conv types when streamed)."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    out: set[str] = set()
-    for _ in range(samples):
-        spec = space.sample(rng)
-        variants = [spec] if mode == "clip" or spec.causal else [spec.replace(causal=True)]
-        for s in variants:
-            out |= kinds_of(s, mode)
-    return out
-
-
 def run_profile(args: argparse.Namespace) -> int:
     from .screen import load_space
 
@@ -146,6 +132,11 @@ def run_show(args: argparse.Namespace) -> int:
     if args.space:
         from .screen import load_space
 
-        check_covers(profile, load_space(args.space), "--space")
-        print(f"covers every op kind of space {args.space}")
+        space = load_space(args.space)
+        check_covers(profile, space, "--space")
+        below, above, total = size_coverage(profile, space, profile.mode)
+        print(f"covers every op kind of space {args.space}; of its ops (200 sampled architectures), "
+              f"{below / total:.0%} are smaller and {above / total:.0%} larger than the sizes the profile timed"
+              + ("" if below + above <= total // 4 else
+                 f": predictions extrapolate, profile this space (movinas latency profile --space {args.space})"))
     return 0
