@@ -48,7 +48,9 @@ def random_spec(rng: np.random.Generator, index: int) -> ArchSpec:
 RANDOM_SPECS = [random_spec(np.random.default_rng(1234 + i), i) for i in range(32)]
 
 
-@pytest.mark.parametrize("name", ["a0", "a1", "a2", "a3", "a4", "a5"])
+# A4 and A5 (about 45 s of the suite) are left out: their layers are A0-A3's kinds, and tests/test_official.py
+# builds both from the released variables (every one filled, shapes equal) and checks their logits.
+@pytest.mark.parametrize("name", ["a0", "a1", "a2", "a3"])
 def test_preset_params_equal_the_cost_model(name):
     stream = [movinet(name, stream=True, positional_encoding=pe) for pe in (False, True)]
     for spec, mode in ((movinet(name), "base"), (stream[0], "stream"), (stream[1], "stream")):
