@@ -245,14 +245,20 @@ def latency_breakdown(spec: ArchSpec, profile: LatencyProfile, frames: int | Non
 def space_kinds(space, mode: str = "stream", samples: int = 200, seed: int = 0) -> set[str]:
     """The op kinds the architectures of `space` need (a seeded sample; stream mode takes each as
     causal, the stream model of a non-causal space being its causal twin)."""
+    out: set[str] = set()
+    for spec in _sampled(space, mode, samples, seed):
+        out |= kinds_of(spec, mode)
+    return out
+
+
+def _sampled(space, mode: str, samples: int, seed: int):
+    """A seeded sample of `space`'s architectures as `mode` runs them (stream: their causal twins)."""
     import random
 
     rng = random.Random(seed)
-    out: set[str] = set()
     for _ in range(samples):
         spec = space.sample(rng)
-        out |= kinds_of(spec if mode == "clip" or spec.causal else spec.replace(causal=True), mode)
-    return out
+        yield spec if mode == "clip" or spec.causal else spec.replace(causal=True)
 
 
 def size_coverage(profile: LatencyProfile, space, mode: str = "stream", samples: int = 200,
@@ -260,13 +266,9 @@ def size_coverage(profile: LatencyProfile, space, mode: str = "stream", samples:
     """(ops below the smallest size the profile timed for their kind, ops above the largest, all ops
     of a kind it has) over a seeded sample of `space`: outside that range `estimate_latency`
     extrapolates in proportion to size, which can be far off (a profile of another space's sizes)."""
-    import random
-
-    rng = random.Random(seed)
     below = above = total = 0
-    for _ in range(samples):
-        spec = space.sample(rng)
-        for kind, shape in ops(spec if mode == "clip" or spec.causal else spec.replace(causal=True), mode):
+    for spec in _sampled(space, mode, samples, seed):
+        for kind, shape in ops(spec, mode):
             points = profile.kinds.get(kind)
             if not points or kind == "overhead":
                 continue
