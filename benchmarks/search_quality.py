@@ -31,7 +31,9 @@ depth, resolution) scaling within each FLOPs budget. Picks and baselines are tra
 Work order: calibration; then per repetition the four searches and the judging of its picks (and,
 at r = 0, the baselines). Every search is a deterministic function of its seed and the cached
 trainings, so a resumed search replays from runs.csv (and supernet_scores.csv) and goes on where it
-stopped. `run` stops between trainings at the deadline or on SIGTERM (a second one kills).
+stopped. `run` stops between trainings at the deadline or on SIGTERM (a second one kills). `run --rep R`
+does repetition R's work only: processes on different repetitions can share DIR (each training is
+one process at about one core here, so two processes on a 2-core machine halve the wall time).
 """
 
 from __future__ import annotations
@@ -616,8 +618,8 @@ def run(args) -> None:
     signal.signal(signal.SIGTERM, on_term)
     load_runs(ctx)
     judged = {int(x["rep"]) for x in read_csv(out / "judged.csv")}
-    work = [("search", r, m) for r in range(settings.reps) for m in METHODS]
-    work = [w for r in range(settings.reps) for w in [*(x for x in work if x[1] == r), ("judge", r, "")]]
+    reps = [args.rep] if args.rep is not None else range(settings.reps)
+    work = [w for r in reps for w in [*(("search", r, m) for m in METHODS), ("judge", r, "")]]
     ctx.bar = tqdm(total=len(work) + 1, desc="search_quality", unit="piece", dynamic_ncols=True)
     try:
         ctx.budget = calibrate(ctx)
@@ -828,7 +830,12 @@ def main() -> None:
     p.add_argument("--budget-multiple", default="auto", help="K of the budget (auto: the rule in the docstring)")
     p.add_argument("--supernet-config", type=key_value, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--reps", type=int, default=REPS)
+    p.add_argument("--rep", type=int, default=None,
+                   help="run: only this repetition's work (one process per repetition may share --out: its "
+                        "files are append-only, one row per write, and tagged by repetition)")
     args = p.parse_args()
+    if args.rep is not None and not 0 <= args.rep < args.reps:
+        p.exit(2, f"--rep: {args.rep}, must be a repetition 0..{args.reps - 1}\n")
     bad = [(n, v) for n, v in (("--hours", args.hours), ("--epochs", args.epochs), ("--reps", args.reps),
                                ("--calibration", args.calibration), ("--clips-per-class", args.clips_per_class - 1))
            if not v > 0]

@@ -188,7 +188,8 @@ def budget_lock(storage, study_name: str):
     """Hold an exclusive lock, shared by every worker of the study, and yield its `release`.
 
     The driver takes it before checking the trial budget and releases it once its new trial is
-    RUNNING, so no two workers can both start the last trial. SQLite: `flock` on a file beside
+    RUNNING with its architecture stored, so no two workers can both start the last trial or
+    train one architecture twice. SQLite: `flock` on a file beside
     the database; PostgreSQL: a session advisory lock. Other backends: no lock (workers may then
     start up to one extra trial each when they reach the budget at the same instant).
     """

@@ -89,7 +89,8 @@ class Datasets:
 class Runner:
     """The objective: `runner(trial, release)` runs one trial (see the module docstring).
 
-    `release` frees the driver's budget lock once the trial is RUNNING. The runner keeps its own
+    `release` frees the driver's budget lock once the trial is RUNNING and its architecture is
+    stored (so no other worker samples it meanwhile). The runner keeps its own
     state: the trial in progress (`current`, for the driver's Ctrl-C clean-up) and the streaks of
     rejected and failed trials the driver checks between trials."""
 
@@ -146,16 +147,19 @@ class Runner:
     def _run(self, trial, release):
         import optuna
 
-        release()
         self.curve = []
         t0 = time.perf_counter()
-        taken = _taken_architectures(trial)
-        spec = self._sample(trial, taken)
-        cost = analytic_costs(spec, self.num_classes, self.config.profile)  # latency_ms too with a profile
-        viol = violations(self.config.constraints, cost)
-        arch = spec_id(spec)
-        write_start(trial, spec=spec.to_dict(), spec_id=arch, cost=cost, violations=viol, worker=self.worker,
-                    costed_at={"frames": spec.frames, "resolution": spec.resolution, "num_classes": self.num_classes})
+        try:  # sampled and stored under the driver's lock: two workers never both take one architecture
+            taken = _taken_architectures(trial)
+            spec = self._sample(trial, taken)
+            cost = analytic_costs(spec, self.num_classes, self.config.profile)  # latency_ms too with a profile
+            viol = violations(self.config.constraints, cost)
+            arch = spec_id(spec)
+            write_start(trial, spec=spec.to_dict(), spec_id=arch, cost=cost, violations=viol, worker=self.worker,
+                        costed_at={"frames": spec.frames, "resolution": spec.resolution,
+                                   "num_classes": self.num_classes})
+        finally:
+            release()
         if not is_feasible(viol):
             self._raise_rejected(trial, Outcome.INFEASIBLE, f"infeasible: {describe(self.config.constraints, viol)}")
         twin = taken.get(arch)
