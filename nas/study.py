@@ -4,7 +4,8 @@ budget is met.
 Trial budget: a study is done when `trials` trials are *counted*: COMPLETE ones plus PRUNED ones
 that were early-stopped (they were trained). Rejected (infeasible, duplicate), failed and
 interrupted trials do not count. Workers start a trial only while counted + running trials < budget, under a lock
-shared through the storage, so the budget holds exactly across workers; a worker whose budget is
+shared through the storage, so the budget holds exactly across workers (and a new trial's architecture is
+sampled and stored under it, so no two workers train one architecture); a worker whose budget is
 covered by running trials waits for them (one may die and need a retry) instead of leaving.
 """
 
