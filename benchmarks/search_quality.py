@@ -834,13 +834,13 @@ def main() -> None:
                    help="run: only this repetition's work (one process per repetition may share --out: its "
                         "files are append-only, one row per write, and tagged by repetition)")
     args = p.parse_args()
-    if args.rep is not None and not 0 <= args.rep < args.reps:
-        p.exit(2, f"--rep: {args.rep}, must be a repetition 0..{args.reps - 1}\n")
     bad = [(n, v) for n, v in (("--hours", args.hours), ("--epochs", args.epochs), ("--reps", args.reps),
                                ("--calibration", args.calibration), ("--clips-per-class", args.clips_per_class - 1))
            if not v > 0]
     if bad:
         p.exit(2, f"{bad[0][0]}: must be positive ({'at least 2' if bad[0][0] == '--clips-per-class' else '> 0'})\n")
+    if args.rep is not None and not 0 <= args.rep < args.reps:
+        p.exit(2, f"--rep: {args.rep}, must be a repetition 0..{args.reps - 1}\n")
     if args.budget_multiple != "auto":
         try:
             assert float(args.budget_multiple) > 0

@@ -191,7 +191,8 @@ def budget_lock(storage, study_name: str):
     RUNNING with its architecture stored, so no two workers can both start the last trial or
     train one architecture twice. SQLite: `flock` on a file beside
     the database; PostgreSQL: a session advisory lock. Other backends: no lock (workers may then
-    start up to one extra trial each when they reach the budget at the same instant).
+    start up to one extra trial each when they reach the budget at the same instant, and two may
+    take one architecture when they sample at the same instant).
     """
     release = _lock(storage, study_name)
     try:
