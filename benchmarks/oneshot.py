@@ -5,6 +5,7 @@
     python benchmarks/oneshot.py score [--out DIR] [--table CSV]  # score every table architecture, tau
     python benchmarks/oneshot.py summary [--out DIR]              # DIR/summary.json again from DIR/scores.csv
     python benchmarks/oneshot.py stepcost [--steps N]             # one supernet step vs the largest alone
+    python benchmarks/oneshot.py slicecost --steps 10 --out results/bench_oneshot_slicecost  # masked vs sliced passes
     python benchmarks/oneshot.py compare --baseline DIR --out DIR  # the summary of DIR's scores.csv, in --out
     python benchmarks/oneshot.py paired --baseline DIR --out DIR   # tau(--out) - tau(DIR), paired bootstrap
 
@@ -335,20 +336,103 @@ def stepcost(args) -> None:
     tmp.unlink(missing_ok=True)
 
 
+def slicecost(args) -> None:
+    """CPU seconds, side by side in one process: the sandwich step with its passes masked on the envelope
+    (one traced graph) and the same steps with every pass sliced (eager, the path of sub-networks
+    masks cannot express), interleaved step by step on two supernets of the same seed; then compiled
+    stand-alone training steps of the largest, the smallest and `--random` random sub-networks, with the
+    CPU cost of tracing each. A sliced *traced* pass pays that trace for every new sub-network; the
+    bound printed is the step a hybrid would cost that traces only the largest and smallest (fixed
+    specs) sliced and keeps the random passes masked."""
+    import dataclasses
+
+    import keras
+    import tensorflow as tf
+
+    from evaluation.oneshot import train as T
+    from evaluation.oneshot.supernet import fit_input, parse_supernet
+    from search_space import SearchSpace, build_model
+    from search_space.supernet import envelope
+
+    space = SearchSpace.from_yaml(args.space)
+    data = _data(envelope(space))
+    k = PROTOCOL["num_classes"]
+    cfg = parse_supernet({**SUPERNET, "steps": 3 + args.steps})
+    strategy = tf.distribute.get_strategy()
+    runs = {"masked": T._setup(space, k, cfg, 0, strategy, False)}
+    runs["sliced"] = dataclasses.replace(T._setup(space, k, cfg, 0, strategy, False), largest_masks=None)
+    cpu = {name: [] for name in runs}
+    for step in range(3 + args.steps):  # the first steps trace
+        for name, run in runs.items():
+            t = time.process_time()
+            T._train_step(run, data, step)
+            cpu[name].append(time.process_time() - t)
+    step_cpu = {name: float(np.median(v[3:])) for name, v in cpu.items()}
+
+    def alone(spec) -> dict:
+        t0 = time.process_time()
+        model = build_model(spec.replace(stochastic_depth=0.0), num_classes=k)
+        opt = keras.optimizers.AdamW(0.01)
+        x = tf.constant(fit_input(data.train.x[:SUPERNET["batch_size"]].astype(np.float32), spec.frames,
+                                  spec.resolution))
+        y = tf.constant(data.train.y[:SUPERNET["batch_size"]], tf.int32)
+
+        @tf.function
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            return loss
+
+        step(x, y).numpy()
+        t1 = time.process_time()
+        for _ in range(args.steps):
+            step(x, y).numpy()
+        return {"build_and_trace_cpu_s": t1 - t0, "step_cpu_s": (time.process_time() - t1) / args.steps}
+
+    net = runs["masked"].net
+    rng = np.random.default_rng(0)
+    names = list(space.param_choices())
+    randoms = [space.decode({n: space.param_choices()[n][int(rng.integers(len(space.param_choices()[n])))]
+                             for n in names}, name=f"random{i}") for i in range(args.random)]
+    passes = {"largest": alone(net.largest), "smallest": alone(net.smallest)}
+    passes.update({s.name: alone(s) for s in randoms})
+    masked_pass = step_cpu["masked"] / (2 + SUPERNET["random_subnets"])
+    hybrid = passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"] + SUPERNET["random_subnets"] * masked_pass
+    rand_step = float(np.mean([passes[s.name]["step_cpu_s"] for s in randoms]))
+    rand_trace = float(np.mean([passes[s.name]["build_and_trace_cpu_s"] for s in randoms]))
+    out = {"space": args.space, "batch": SUPERNET["batch_size"], "steps_timed": args.steps,
+           "masked_step_cpu_s": step_cpu["masked"], "sliced_eager_step_cpu_s": step_cpu["sliced"],
+           "sliced_eager_over_masked": step_cpu["sliced"] / step_cpu["masked"],
+           "masked_step_over_largest_alone": step_cpu["masked"] / passes["largest"]["step_cpu_s"],
+           "passes": passes, "random_trace_over_random_step": rand_trace / rand_step,
+           "hybrid_bound_step_cpu_s": hybrid, "hybrid_bound_over_masked": hybrid / step_cpu["masked"],
+           "all_traced_sliced_ideal_step_cpu_s": passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"]
+           + SUPERNET["random_subnets"] * rand_step, "all_traced_sliced_with_traces_step_cpu_s":
+           passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"]
+           + SUPERNET["random_subnets"] * (rand_step + rand_trace)}
+    (Path(args.out) / "slicecost.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps(out, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=("train", "score", "summary", "stepcost", "compare", "paired"))
+    p.add_argument("action", choices=("train", "score", "summary", "stepcost", "slicecost", "compare", "paired"))
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--out", default="results/bench_oneshot")
     p.add_argument("--table", default="results/bench/table.csv")
     p.add_argument("--val-clips", type=int, default=None)
+    p.add_argument("--space", default="bench-large", help="slicecost: the space (the equal-compute experiment's)")
+    p.add_argument("--random", type=int, default=4, help="slicecost: random sub-networks timed alone")
     p.add_argument("--progressive", action="store_true", help="progressive shrinking (train)")
     p.add_argument("--baseline", default="results/bench_oneshot_600", help="scores to summarize (compare)")
     p.add_argument("--oneshot-seconds", type=float, default=None,
                    help="summary: also count the budget search at this one-shot cost (training + scoring)")
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "compare": compare,
+    {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "slicecost": slicecost,
+     "compare": compare,
      "paired": paired}[args.action](args)
 
 
