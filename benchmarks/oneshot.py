@@ -2,6 +2,7 @@
 
     python benchmarks/oneshot.py train [--steps N] [--out DIR]    # train / resume the bench supernet
     python benchmarks/oneshot.py train --progressive --out DIR    # progressive shrinking
+    python benchmarks/oneshot.py train --warmup 0.3 --out DIR     # a longer learning-rate warm-up
     python benchmarks/oneshot.py score [--out DIR] [--table CSV]  # score every table architecture, tau
     python benchmarks/oneshot.py summary [--out DIR]              # DIR/summary.json again from DIR/scores.csv
     python benchmarks/oneshot.py stepcost [--steps N]             # one supernet step vs the largest alone
@@ -73,6 +74,8 @@ def _variant(args) -> dict:
     out = {}
     if args.progressive:
         out["progressive"] = True
+    if args.warmup is not None:
+        out["warmup_fraction"] = args.warmup
     return out
 
 
@@ -426,6 +429,7 @@ def main() -> None:
     p.add_argument("--space", default="bench-large", help="slicecost: the space (the equal-compute experiment's)")
     p.add_argument("--random", type=int, default=4, help="slicecost: random sub-networks timed alone")
     p.add_argument("--progressive", action="store_true", help="progressive shrinking (train)")
+    p.add_argument("--warmup", type=float, default=None, help="train: supernet.warmup_fraction (default 0.1)")
     p.add_argument("--baseline", default="results/bench_oneshot_600", help="scores to summarize (compare)")
     p.add_argument("--oneshot-seconds", type=float, default=None,
                    help="summary: also count the budget search at this one-shot cost (training + scoring)")

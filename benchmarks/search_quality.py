@@ -34,6 +34,8 @@ trainings, so a resumed search replays from runs.csv (and supernet_scores.csv) a
 stopped. `run` stops between trainings at the deadline or on SIGTERM (a second one kills). `run --rep R`
 does repetition R's work only: processes on different repetitions can share DIR (each training is
 one process at about one core here, so two processes on a 2-core machine halve the wall time).
+`run --rep R --method M[,M]` does only those searches of repetition R (no judging: a later plain
+`run --rep R` judges once every search is done), so one repetition's searches can run side by side.
 """
 
 from __future__ import annotations
@@ -619,7 +621,9 @@ def run(args) -> None:
     load_runs(ctx)
     judged = {int(x["rep"]) for x in read_csv(out / "judged.csv")}
     reps = [args.rep] if args.rep is not None else range(settings.reps)
-    work = [w for r in reps for w in [*(("search", r, m) for m in METHODS), ("judge", r, "")]]
+    methods = args.method or METHODS
+    judging = [] if args.method else [("judge", "")]  # a --method process leaves the judging to a plain one
+    work = [w for r in reps for w in [*(("search", r, m) for m in methods), *((k, r, m) for k, m in judging)]]
     ctx.bar = tqdm(total=len(work) + 1, desc="search_quality", unit="piece", dynamic_ncols=True)
     try:
         ctx.budget = calibrate(ctx)
@@ -818,6 +822,15 @@ def key_value(text: str) -> tuple:
     return (key, yaml.safe_load(value))
 
 
+def methods_arg(text: str) -> tuple:
+    names = tuple(m.strip() for m in text.split(","))
+    bad = [m for m in names if m not in METHODS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{bad[0] if bad else text!r}: unknown method, allowed: "
+                                         f"{', '.join(METHODS)} (comma-separated)")
+    return names
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=("run", "report"))
@@ -833,6 +846,10 @@ def main() -> None:
     p.add_argument("--rep", type=int, default=None,
                    help="run: only this repetition's work (one process per repetition may share --out: its "
                         "files are append-only, one row per write, and tagged by repetition)")
+    p.add_argument("--method", type=methods_arg, default=None, metavar="M[,M]",
+                   help=f"run: only these searches ({', '.join(METHODS)}), no judging: two processes on "
+                        "different methods of one repetition share --out as two repetitions do; never give "
+                        "one method to two processes (they would write the same supernet checkpoint)")
     args = p.parse_args()
     bad = [(n, v) for n, v in (("--hours", args.hours), ("--epochs", args.epochs), ("--reps", args.reps),
                                ("--calibration", args.calibration), ("--clips-per-class", args.clips_per_class - 1))
