@@ -35,7 +35,8 @@ stopped. `run` stops between trainings at the deadline or on SIGTERM (a second o
 does repetition R's work only: processes on different repetitions can share DIR (each training is
 one process at about one core here, so two processes on a 2-core machine halve the wall time).
 `run --rep R --method M[,M]` does only those searches of repetition R (no judging: a later plain
-`run --rep R` judges once every search is done), so one repetition's searches can run side by side.
+`run --rep R` judges once every search is done), so one repetition's searches can run side by side;
+`run --rep R --judge-shard K/N` trains only the K-th of every N judging runs, so N processes can judge.
 """
 
 from __future__ import annotations
@@ -582,8 +583,9 @@ def a0_baselines(space, flops_budgets: list) -> list:
             for b in flops_budgets]
 
 
-def judge(ctx: Ctx, r: int) -> None:
-    """Train repetition r's picks (and at r = 0 the baselines) at the judge seeds."""
+def judge(ctx: Ctx, r: int, shard: tuple = (0, 1)) -> None:
+    """Train repetition r's picks (and at r = 0 the baselines) at the judge seeds; `shard` (k, n): only
+    every n-th (architecture, seed) from the k-th, and no mark in judged.csv unless n is 1."""
     archs = {}
     for p in read_csv(ctx.out / "picks.csv"):
         if int(p["rep"]) == r and p["spec_id"]:
@@ -591,9 +593,12 @@ def judge(ctx: Ctx, r: int) -> None:
     if r == 0:
         for a in a0_baselines(ctx.space, ctx.budget["flops_budgets"]):
             archs.setdefault(a.id, a)
-    for a in archs.values():
-        for seed in JUDGE_SEEDS:
-            observe(ctx, a, seed, ctx.settings.epochs, purpose=f"r{r} judge")
+    pairs = [(a, seed) for a in archs.values() for seed in JUDGE_SEEDS]
+    for a, seed in pairs[shard[0]::shard[1]]:
+        observe(ctx, a, seed, ctx.settings.epochs, purpose=f"r{r} judge")
+    if shard[1] > 1:
+        log(ctx, f"r{r}: judging shard {shard[0]}/{shard[1]} done")
+        return
     append_csv(ctx.out / "judged.csv", ["rep", "finished"],
                {"rep": r, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     log(ctx, f"r{r}: judging done ({len(archs)} architectures x {len(JUDGE_SEEDS)} seeds)")
@@ -621,7 +626,7 @@ def run(args) -> None:
     load_runs(ctx)
     judged = {int(x["rep"]) for x in read_csv(out / "judged.csv")}
     reps = [args.rep] if args.rep is not None else range(settings.reps)
-    methods = args.method or METHODS
+    methods = () if args.judge_shard else (args.method or METHODS)
     judging = [] if args.method else [("judge", "")]  # a --method process leaves the judging to a plain one
     work = [w for r in reps for w in [*(("search", r, m) for m in methods), *((k, r, m) for k, m in judging)]]
     ctx.bar = tqdm(total=len(work) + 1, desc="search_quality", unit="piece", dynamic_ncols=True)
@@ -631,7 +636,7 @@ def run(args) -> None:
         for kind, r, method in work:
             done = done_searches(ctx)
             if (kind == "search" and (r, method) not in done) or (kind == "judge" and r not in judged):
-                run_search(ctx, r, method) if kind == "search" else judge(ctx, r)
+                run_search(ctx, r, method) if kind == "search" else judge(ctx, r, args.judge_shard or (0, 1))
             ctx.bar.update(1)
         log(ctx, "all work done")
     except Stop:
@@ -831,6 +836,16 @@ def methods_arg(text: str) -> tuple:
     return names
 
 
+def shard_arg(text: str) -> tuple:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be K/N, e.g. 0/2") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be 0..N-1")
+    return k, n
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=("run", "report"))
@@ -850,12 +865,17 @@ def main() -> None:
                    help=f"run: only these searches ({', '.join(METHODS)}), no judging: two processes on "
                         "different methods of one repetition share --out as two repetitions do; never give "
                         "one method to two processes (they would write the same supernet checkpoint)")
+    p.add_argument("--judge-shard", type=shard_arg, default=None, metavar="K/N",
+                   help="run (with --rep): only judge, only every N-th (architecture, seed) from the K-th, "
+                        "while the repetition's searches are done; a later plain run --rep marks it judged")
     args = p.parse_args()
     bad = [(n, v) for n, v in (("--hours", args.hours), ("--epochs", args.epochs), ("--reps", args.reps),
                                ("--calibration", args.calibration), ("--clips-per-class", args.clips_per_class - 1))
            if not v > 0]
     if bad:
         p.exit(2, f"{bad[0][0]}: must be positive ({'at least 2' if bad[0][0] == '--clips-per-class' else '> 0'})\n")
+    if (args.judge_shard or args.method) and args.rep is None:
+        p.exit(2, "--judge-shard and --method need --rep\n")
     if args.rep is not None and not 0 <= args.rep < args.reps:
         p.exit(2, f"--rep: {args.rep}, must be a repetition 0..{args.reps - 1}\n")
     if args.budget_multiple != "auto":
