@@ -295,10 +295,26 @@ def budget_search_once(df, per_seed, oneshot_seconds: float, seconds_per_arch: f
     return out
 
 
+def _standalone_step(model):
+    """A compiled training step of `model` alone (AdamW, lr 0.01, cross-entropy) on a clip batch (x, y)."""
+    import keras
+    import tensorflow as tf
+
+    opt = keras.optimizers.AdamW(0.01)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
+        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    return step
+
+
 def stepcost(args) -> None:
     """Seconds per step, measured side by side on one batch: the supernet's sandwich step and a
     training step of the largest sub-network alone (same batch, AdamW, compiled)."""
-    import keras
     import tensorflow as tf
 
     from evaluation.oneshot.supernet import parse_supernet
@@ -315,18 +331,9 @@ def stepcost(args) -> None:
     s = train_supernet(space, data, cfg, tmp, num_classes=k, progress=False)
     sandwich = float(np.median(s["step_seconds"][3:]))  # the first steps trace
     net = s.pop("net")
-    model = build_model(net.largest.replace(stochastic_depth=0.0), num_classes=k)
-    opt = keras.optimizers.AdamW(0.01)
+    step = _standalone_step(build_model(net.largest.replace(stochastic_depth=0.0), num_classes=k))
     x = tf.constant(data.train.x[:SUPERNET["batch_size"]], tf.float32)
     y = tf.constant(data.train.y[:SUPERNET["batch_size"]], tf.int32)
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(x, training=True)))
-        opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-        return loss
-
     for _ in range(3):
         step(x, y).numpy()
     t = time.perf_counter()
@@ -349,7 +356,6 @@ def slicecost(args) -> None:
     specs) sliced and keeps the random passes masked."""
     import dataclasses
 
-    import keras
     import tensorflow as tf
 
     from evaluation.oneshot import train as T
@@ -374,20 +380,10 @@ def slicecost(args) -> None:
 
     def alone(spec) -> dict:
         t0 = time.process_time()
-        model = build_model(spec.replace(stochastic_depth=0.0), num_classes=k)
-        opt = keras.optimizers.AdamW(0.01)
+        step = _standalone_step(build_model(spec.replace(stochastic_depth=0.0), num_classes=k))
         x = tf.constant(fit_input(data.train.x[:SUPERNET["batch_size"]].astype(np.float32), spec.frames,
                                   spec.resolution))
         y = tf.constant(data.train.y[:SUPERNET["batch_size"]], tf.int32)
-
-        @tf.function
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                logits = model(x, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-            return loss
-
         step(x, y).numpy()
         t1 = time.process_time()
         for _ in range(args.steps):
@@ -396,13 +392,12 @@ def slicecost(args) -> None:
 
     net = runs["masked"].net
     rng = np.random.default_rng(0)
-    names = list(space.param_choices())
-    randoms = [space.decode({n: space.param_choices()[n][int(rng.integers(len(space.param_choices()[n])))]
-                             for n in names}, name=f"random{i}") for i in range(args.random)]
+    randoms = [space.sample(rng, name=f"random{i}") for i in range(args.random)]
     passes = {"largest": alone(net.largest), "smallest": alone(net.smallest)}
     passes.update({s.name: alone(s) for s in randoms})
-    masked_pass = step_cpu["masked"] / (2 + SUPERNET["random_subnets"])
-    hybrid = passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"] + SUPERNET["random_subnets"] * masked_pass
+    fixed = passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"]  # the two passes every step runs
+    n_random = SUPERNET["random_subnets"]
+    hybrid = fixed + n_random * step_cpu["masked"] / (2 + n_random)
     rand_step = float(np.mean([passes[s.name]["step_cpu_s"] for s in randoms]))
     rand_trace = float(np.mean([passes[s.name]["build_and_trace_cpu_s"] for s in randoms]))
     out = {"space": args.space, "batch": SUPERNET["batch_size"], "steps_timed": args.steps,
@@ -411,10 +406,8 @@ def slicecost(args) -> None:
            "masked_step_over_largest_alone": step_cpu["masked"] / passes["largest"]["step_cpu_s"],
            "passes": passes, "random_trace_over_random_step": rand_trace / rand_step,
            "hybrid_bound_step_cpu_s": hybrid, "hybrid_bound_over_masked": hybrid / step_cpu["masked"],
-           "all_traced_sliced_ideal_step_cpu_s": passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"]
-           + SUPERNET["random_subnets"] * rand_step, "all_traced_sliced_with_traces_step_cpu_s":
-           passes["largest"]["step_cpu_s"] + passes["smallest"]["step_cpu_s"]
-           + SUPERNET["random_subnets"] * (rand_step + rand_trace)}
+           "all_traced_sliced_ideal_step_cpu_s": fixed + n_random * rand_step,
+           "all_traced_sliced_with_traces_step_cpu_s": fixed + n_random * (rand_step + rand_trace)}
     (Path(args.out) / "slicecost.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
 
@@ -436,8 +429,7 @@ def main() -> None:
     args = p.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     {"train": train, "score": score, "summary": summary, "stepcost": stepcost, "slicecost": slicecost,
-     "compare": compare,
-     "paired": paired}[args.action](args)
+     "compare": compare, "paired": paired}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -627,8 +627,8 @@ def run(args) -> None:
     judged = {int(x["rep"]) for x in read_csv(out / "judged.csv")}
     reps = [args.rep] if args.rep is not None else range(settings.reps)
     methods = () if args.judge_shard else (args.method or METHODS)
-    judging = [] if args.method else [("judge", "")]  # a --method process leaves the judging to a plain one
-    work = [w for r in reps for w in [*(("search", r, m) for m in methods), *((k, r, m) for k, m in judging)]]
+    judging = not args.method  # a --method process leaves the judging to a plain run
+    work = [w for r in reps for w in [*(("search", r, m) for m in methods), *([("judge", r, "")] if judging else [])]]
     ctx.bar = tqdm(total=len(work) + 1, desc="search_quality", unit="piece", dynamic_ncols=True)
     try:
         ctx.budget = calibrate(ctx)
@@ -876,6 +876,8 @@ def main() -> None:
         p.exit(2, f"{bad[0][0]}: must be positive ({'at least 2' if bad[0][0] == '--clips-per-class' else '> 0'})\n")
     if (args.judge_shard or args.method) and args.rep is None:
         p.exit(2, "--judge-shard and --method need --rep\n")
+    if args.judge_shard and args.method:
+        p.exit(2, "--judge-shard and --method: give one (a shard only judges, a --method run only searches)\n")
     if args.rep is not None and not 0 <= args.rep < args.reps:
         p.exit(2, f"--rep: {args.rep}, must be a repetition 0..{args.reps - 1}\n")
     if args.budget_multiple != "auto":
