@@ -22,16 +22,20 @@ random (full training), tpe (Optuna multi-objective TPE through `nas.trial.sampl
 training), mo-asha (random proposals, `nas.pruning.should_stop` with mo-asha min_epoch 2, eta 3: one
 rung at epoch 2), supernet (trained once per repetition, config of benchmarks/oneshot.py's 600-step
 run, `--supernet-config KEY=VALUE` overrides it; random candidates scored while budget minus the
-re-rank reserve remains; per FLOPs budget its top 5 re-ranked by 3 stand-alone epochs). Each
+re-rank reserve remains; per FLOPs budget its top 5 re-ranked by 3 stand-alone epochs),
+supernet-progressive (the same with progressive shrinking, the bench table's best variant; its own
+checkpoint, log and scores, the same candidate stream, so the two are paired). Each
 method's pool gives one pick per FLOPs budget: the best search-time accuracy with FLOPs <= budget.
 Baseline: the MoViNet-A0 block pattern on bench-large's three stages, at the largest (width,
 depth, resolution) scaling within each FLOPs budget. Picks and baselines are trained at seeds
 101-103; the judged value is the mean final val accuracy.
 
-Work order: calibration; then per repetition the four searches and the judging of its picks (and,
+Work order: calibration; then per repetition the five searches and the judging of its picks (and,
 at r = 0, the baselines). Every search is a deterministic function of its seed and the cached
 trainings, so a resumed search replays from runs.csv (and supernet_scores.csv) and goes on where it
-stopped. `run` stops between trainings at the deadline or on SIGTERM (a second one kills). `run --rep R`
+stopped. A repetition is judged whenever one of its picks lacks a judging run (so a method added later
+is judged too: runs already trained are reused, never retrained). `run` stops between trainings at the
+deadline or on SIGTERM (a second one kills). `run --rep R`
 does repetition R's work only: processes on different repetitions can share DIR (each training is
 one process at about one core here, so two processes on a 2-core machine halve the wall time).
 `run --rep R --method M[,M]` does only those searches of repetition R (no judging: a later plain
@@ -63,7 +67,10 @@ from evaluation.proxies.table import PROTOCOL  # noqa: E402
 
 OUT = ROOT / "results" / "search_quality"
 SPACE = "bench-large"
-METHODS = ("random", "tpe", "mo-asha", "supernet")
+METHODS = ("random", "tpe", "mo-asha", "supernet", "supernet-progressive")
+# the one-shot methods: the supernet fields each sets on top of SUPERNET (and --supernet-config); each
+# keeps its own files, `{method}_r{r}.npz`, `{method}_log.jsonl`, `{method}_scores.csv`
+SUPERNETS = {"supernet": {}, "supernet-progressive": {"progressive": True}}
 REPS = 3
 SEARCH_SEED, JUDGE_SEEDS = 0, (101, 102, 103)
 QUANTILES = (0.25, 0.5, 0.75, 1.0)
@@ -164,10 +171,13 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def append_csv(path: Path, columns: list[str], row: dict) -> None:
-    new = not path.is_file()
+    """One row, under an exclusive lock, the header first when the file is empty (processes share DIR)."""
+    import fcntl
+
     with path.open("a", newline="") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
         w = csv.DictWriter(f, columns)
-        if new:
+        if f.seek(0, os.SEEK_END) == 0:
             w.writeheader()
         w.writerow(row)
         f.flush()
@@ -299,10 +309,10 @@ def rerank_reserve(median_training: float, epochs: int) -> float:
     return len(QUANTILES) * RERANK[0] * min(RERANK[1], epochs) / epochs * median_training
 
 
-def supernet_config(ctx: Ctx):
+def supernet_config(ctx: Ctx, method: str = "supernet"):
     from evaluation.oneshot.supernet import parse_supernet
 
-    return parse_supernet({**SUPERNET, **dict(ctx.settings.supernet)})
+    return parse_supernet({**SUPERNET, **dict(ctx.settings.supernet), **SUPERNETS[method]})
 
 
 def supernet_step_cpu(ctx: Ctx) -> float:
@@ -423,12 +433,13 @@ def search_tpe(ctx: Ctx, r: int) -> Search:
     return s
 
 
-def search_supernet(ctx: Ctx, r: int) -> Search:
+def search_supernet(ctx: Ctx, r: int, method: str = "supernet") -> Search:
     """Train (or resume) the repetition's supernet, score random candidates while the budget minus
-    the re-rank reserve lasts; the pool holds (Arch, supernet accuracy); `rerank` picks from it."""
-    s = Search(spent=train_supernet_rep(ctx, r))
+    the re-rank reserve lasts; the pool holds (Arch, supernet accuracy); `rerank` picks from it. Every
+    one-shot method scores the same candidate stream (rng [r, 1])."""
+    s = Search(spent=train_supernet_rep(ctx, r, method))
     reserve = rerank_reserve(ctx.budget["median_training_cpu_s"], ctx.settings.epochs)
-    cached = [row for row in read_csv(ctx.out / "supernet_scores.csv") if int(row["rep"]) == r]
+    cached = [row for row in read_csv(ctx.out / f"{method}_scores.csv") if int(row["rep"]) == r]
     rng, seen, scorer = np.random.default_rng([r, 1]), set(), []
     flops_max = ctx.budget["flops_budgets"][-1]
     while s.spent + reserve < ctx.budget["budget_cpu_s"] or s.trials < MIN_SCORED:
@@ -438,24 +449,24 @@ def search_supernet(ctx: Ctx, r: int) -> Search:
         seen.add(a.id)
         if s.trials < len(cached):
             row = cached[s.trials]
-            assert row["spec_id"] == a.id, "supernet_scores.csv does not follow this repetition's draws"
+            assert row["spec_id"] == a.id, f"{method}_scores.csv does not follow this repetition's draws"
             acc, cpu = float(row["accuracy"]), float(row["cpu_s"])
         else:
             ctx.check()
-            acc, cpu = score(ctx, r, a, scorer)
+            acc, cpu = score(ctx, r, a, scorer, method)
         s.trials += 1
         s.add(a, acc, flops_max, cpu)
     return s
 
 
-def train_supernet_rep(ctx: Ctx, r: int) -> float:
-    """CPU seconds of repetition r's supernet training (its chunks in supernet_log.jsonl), training
+def train_supernet_rep(ctx: Ctx, r: int, method: str = "supernet") -> float:
+    """CPU seconds of repetition r's supernet training (its chunks in {method}_log.jsonl), training
     or resuming it first; a stop request leaves at the next checkpoint."""
     from evaluation.oneshot.supernet import read_checkpoint
     from evaluation.oneshot.train import Progress, train_supernet
     from search_space.supernet import envelope
 
-    cfg, ckpt, logf = supernet_config(ctx), ctx.out / f"supernet_r{r}.npz", ctx.out / "supernet_log.jsonl"
+    cfg, ckpt, logf = supernet_config(ctx, method), ctx.out / f"{method}_r{r}.npz", ctx.out / f"{method}_log.jsonl"
     done = read_checkpoint(ckpt)[0]["step"] if ckpt.is_file() else 0
     if done < cfg.steps:
         ctx.check()
@@ -468,14 +479,14 @@ def train_supernet_rep(ctx: Ctx, r: int) -> float:
                 raise Stop()
 
         try:
-            log(ctx, f"r{r} supernet: training from step {done} to {cfg.steps}")
+            log(ctx, f"r{r} {method}: training from step {done} to {cfg.steps}")
             train_supernet(ctx.space, data, cfg, ckpt, seed=r, num_classes=PROTOCOL["num_classes"],
                            progress=Progress(False, on_step, None))
         finally:
             with logf.open("a") as f:
                 f.write(json.dumps({"rep": r, "from": done, "to": state["step"], "cpu_s": time.process_time() - t0,
                                     "wall_s": time.perf_counter() - w0, "load_avg": os.getloadavg()[0]}) + "\n")
-            log(ctx, f"r{r} supernet: at step {state['step']}, {time.process_time() - t0:.0f} CPU s this chunk")
+            log(ctx, f"r{r} {method}: at step {state['step']}, {time.process_time() - t0:.0f} CPU s this chunk")
     chunks = [json.loads(x) for x in logf.read_text().splitlines()] if logf.is_file() else []
     spent = 0.0
     for x in (x for x in chunks if x["rep"] == r):
@@ -483,28 +494,28 @@ def train_supernet_rep(ctx: Ctx, r: int) -> float:
     return spent
 
 
-def score(ctx: Ctx, r: int, a: Arch, scorer: list) -> tuple[float, float]:
-    """(supernet val accuracy, CPU seconds) of candidate `a`, appended to supernet_scores.csv."""
+def score(ctx: Ctx, r: int, a: Arch, scorer: list, method: str = "supernet") -> tuple[float, float]:
+    """(supernet val accuracy, CPU seconds) of candidate `a`, appended to {method}_scores.csv."""
     from evaluation.oneshot.score import Scorer, recalibration_clips
     from evaluation.oneshot.supernet import load_supernet
     from evaluation.results.record import VAL_ACCURACY
 
     t0 = time.process_time()
-    if not scorer or scorer[0] != r:
-        net = load_supernet(ctx.out / f"supernet_r{r}.npz", ctx.space, PROTOCOL["num_classes"])
-        scorer[:] = [r, Scorer(net, batch_size=64)]
+    if not scorer or scorer[0] != (method, r):
+        net = load_supernet(ctx.out / f"{method}_r{r}.npz", ctx.space, PROTOCOL["num_classes"])
+        scorer[:] = [(method, r), Scorer(net, batch_size=64)]
     spec = ctx.space.decode(a.params)
     data = dataset(ctx, spec)
-    recal = recalibration_clips(data.train.x, supernet_config(ctx).recalibration_clips)
+    recal = recalibration_clips(data.train.x, supernet_config(ctx, method).recalibration_clips)
     m = scorer[1].score(spec, recal, data.val.x, data.val.y.astype("int64"))
     cpu = time.process_time() - t0
-    append_csv(ctx.out / "supernet_scores.csv", ["rep", "spec_id", "accuracy", "cpu_s", "flops", "params"],
+    append_csv(ctx.out / f"{method}_scores.csv", ["rep", "spec_id", "accuracy", "cpu_s", "flops", "params"],
                {"rep": r, "spec_id": a.id, "accuracy": f"{m[VAL_ACCURACY]:.6f}", "cpu_s": f"{cpu:.3f}",
                 "flops": f"{a.flops:.0f}", "params": json.dumps(a.params, sort_keys=True)})
     return float(m[VAL_ACCURACY]), cpu
 
 
-def rerank(ctx: Ctx, r: int, s: Search) -> dict:
+def rerank(ctx: Ctx, r: int, s: Search, method: str = "supernet") -> dict:
     """Per FLOPs budget: the supernet's top k re-ranked by e stand-alone epochs (seed 0); each
     re-ranked architecture charged once. {budget index: (Arch, e-epoch accuracy)}."""
     picks, charged = {}, set()
@@ -513,7 +524,7 @@ def rerank(ctx: Ctx, r: int, s: Search) -> dict:
         top = sorted([p for p in s.pool if p[0].flops <= budget], key=lambda p: -p[1])[:RERANK[0]]
         best = None
         for a, _ in top:
-            accs, cpus = observe(ctx, a, SEARCH_SEED, e, purpose=f"r{r} supernet-rerank")
+            accs, cpus = observe(ctx, a, SEARCH_SEED, e, purpose=f"r{r} {method}-rerank")
             if a.id not in charged:
                 charged.add(a.id)
                 s.spent += sum(cpus)
@@ -562,11 +573,13 @@ def save_search(ctx: Ctx, r: int, method: str, s: Search, picks: dict) -> None:
 
 
 def run_search(ctx: Ctx, r: int, method: str) -> None:
-    fn = {"random": search_random, "tpe": search_tpe, "mo-asha": search_mo_asha,
-          "supernet": search_supernet}[method]
     log(ctx, f"r{r} {method}: search starts (or replays)")
-    s = fn(ctx, r)
-    picks = rerank(ctx, r, s) if method == "supernet" else pick(ctx, s)
+    if method in SUPERNETS:
+        s = search_supernet(ctx, r, method)
+        picks = rerank(ctx, r, s, method)
+    else:
+        s = {"random": search_random, "tpe": search_tpe, "mo-asha": search_mo_asha}[method](ctx, r)
+        picks = pick(ctx, s)
     save_search(ctx, r, method, s, picks)
 
 
@@ -583,9 +596,8 @@ def a0_baselines(space, flops_budgets: list) -> list:
             for b in flops_budgets]
 
 
-def judge(ctx: Ctx, r: int, shard: tuple = (0, 1)) -> None:
-    """Train repetition r's picks (and at r = 0 the baselines) at the judge seeds; `shard` (k, n): only
-    every n-th (architecture, seed) from the k-th, and no mark in judged.csv unless n is 1."""
+def judge_pairs(ctx: Ctx, r: int) -> list:
+    """[(Arch, judge seed)] of repetition r's picks (and at r = 0 the baselines), in a fixed order."""
     archs = {}
     for p in read_csv(ctx.out / "picks.csv"):
         if int(p["rep"]) == r and p["spec_id"]:
@@ -593,7 +605,21 @@ def judge(ctx: Ctx, r: int, shard: tuple = (0, 1)) -> None:
     if r == 0:
         for a in a0_baselines(ctx.space, ctx.budget["flops_budgets"]):
             archs.setdefault(a.id, a)
-    pairs = [(a, seed) for a in archs.values() for seed in JUDGE_SEEDS]
+    return [(a, seed) for a in archs.values() for seed in JUDGE_SEEDS]
+
+
+def unjudged(ctx: Ctx, r: int) -> bool:
+    """Whether a judging run of repetition r is missing (a method searched after the last judging adds some)."""
+    e = ctx.settings.epochs
+    return any(not any(len(rec["acc"]) == e or rec["status"] != "stopped" for rec in ctx.runs.get((a.id, seed), []))
+               for a, seed in judge_pairs(ctx, r))
+
+
+def judge(ctx: Ctx, r: int, shard: tuple = (0, 1)) -> None:
+    """Train repetition r's judging runs that are missing; `shard` (k, n): only every n-th
+    (architecture, seed) from the k-th, and no mark in judged.csv unless n is 1."""
+    pairs = judge_pairs(ctx, r)
+    archs = {a.id for a, _ in pairs}
     for a, seed in pairs[shard[0]::shard[1]]:
         observe(ctx, a, seed, ctx.settings.epochs, purpose=f"r{r} judge")
     if shard[1] > 1:
@@ -624,7 +650,6 @@ def run(args) -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     load_runs(ctx)
-    judged = {int(x["rep"]) for x in read_csv(out / "judged.csv")}
     reps = [args.rep] if args.rep is not None else range(settings.reps)
     methods = () if args.judge_shard else (args.method or METHODS)
     judging = not args.method  # a --method process leaves the judging to a plain run
@@ -635,7 +660,7 @@ def run(args) -> None:
         ctx.bar.update(1)
         for kind, r, method in work:
             done = done_searches(ctx)
-            if (kind == "search" and (r, method) not in done) or (kind == "judge" and r not in judged):
+            if (kind == "search" and (r, method) not in done) or (kind == "judge" and unjudged(ctx, r)):
                 run_search(ctx, r, method) if kind == "search" else judge(ctx, r, args.judge_shard or (0, 1))
             ctx.bar.update(1)
         log(ctx, "all work done")
@@ -750,7 +775,7 @@ def report(args) -> None:
              f"Budget {info['budget_cpu_s']:.0f} CPU s per (method, repetition) = {info['multiple']} x the median "
              f"reference training ({info['median_training_cpu_s']:.0f} CPU s); searches done: "
              + ", ".join(f"{m} {len(v)}" for m, v in reps.items())
-             + f"; repetitions judged: {sorted(int(x['rep']) for x in read_csv(out / 'judged.csv'))}.", "",
+             + f"; repetitions judged: {sorted({int(x['rep']) for x in read_csv(out / 'judged.csv')})}.", "",
              *budget_table(picks, judged, baselines, budgets), ""]
     lines += ["| method | searches | CPU s spent (mean) | trials (mean) | judged HV of the picks |", "|---|---|---|---|---|"]
     phv = picks_hv(picks, judged, budgets[-1])
