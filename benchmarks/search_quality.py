@@ -194,16 +194,27 @@ def load_runs(ctx: Ctx) -> None:
     assert all(len(rec["acc"]) <= e for v in ctx.runs.values() for rec in v)
 
 
+def longest_run(ctx: Ctx, arch: Arch, seed: int) -> dict | None:
+    """The cached training of (`arch`, `seed`) with the most epochs, None if there is none."""
+    return max(ctx.runs.get((arch.id, seed), []), key=lambda rec: len(rec["acc"]), default=None)
+
+
+def covers(rec: dict | None, until: int) -> bool:
+    """Whether cached run `rec` answers a request for `until` epochs: it reached them, or it ended
+    (complete or failed) before them, so training again would give nothing new."""
+    return rec is not None and (len(rec["acc"]) >= until or rec["status"] != "stopped")
+
+
 def observe(ctx: Ctx, arch: Arch, seed: int, until: int, decide=None, purpose: str = "") -> tuple[list, list]:
     """(val accuracies, CPU seconds) of epochs 1..k of `seed`'s reference training of `arch`, k = `until`
     or the first epoch where `decide(epoch, acc)` says stop; from the longest cached run when it
     covers them, else trained now (a new row)."""
-    cached = max(ctx.runs.get((arch.id, seed), []), key=lambda rec: len(rec["acc"]), default=None)
+    cached = longest_run(ctx, arch, seed)
     if cached is not None:
         for e, acc in enumerate(cached["acc"], start=1):
             if e >= until or (decide is not None and decide(e, acc)):
                 return cached["acc"][:e], cached["cpu"][:e]
-        if cached["status"] != "stopped":
+        if covers(cached, until):
             return cached["acc"], cached["cpu"]
     ctx.check()
     return train(ctx, arch, seed, until, decide, purpose)
@@ -433,7 +444,7 @@ def search_tpe(ctx: Ctx, r: int) -> Search:
     return s
 
 
-def search_supernet(ctx: Ctx, r: int, method: str = "supernet") -> Search:
+def search_supernet(ctx: Ctx, r: int, method: str) -> Search:
     """Train (or resume) the repetition's supernet, score random candidates while the budget minus
     the re-rank reserve lasts; the pool holds (Arch, supernet accuracy); `rerank` picks from it. Every
     one-shot method scores the same candidate stream (rng [r, 1])."""
@@ -459,7 +470,7 @@ def search_supernet(ctx: Ctx, r: int, method: str = "supernet") -> Search:
     return s
 
 
-def train_supernet_rep(ctx: Ctx, r: int, method: str = "supernet") -> float:
+def train_supernet_rep(ctx: Ctx, r: int, method: str) -> float:
     """CPU seconds of repetition r's supernet training (its chunks in {method}_log.jsonl), training
     or resuming it first; a stop request leaves at the next checkpoint."""
     from evaluation.oneshot.supernet import read_checkpoint
@@ -494,7 +505,7 @@ def train_supernet_rep(ctx: Ctx, r: int, method: str = "supernet") -> float:
     return spent
 
 
-def score(ctx: Ctx, r: int, a: Arch, scorer: list, method: str = "supernet") -> tuple[float, float]:
+def score(ctx: Ctx, r: int, a: Arch, scorer: list, method: str) -> tuple[float, float]:
     """(supernet val accuracy, CPU seconds) of candidate `a`, appended to {method}_scores.csv."""
     from evaluation.oneshot.score import Scorer, recalibration_clips
     from evaluation.oneshot.supernet import load_supernet
@@ -515,7 +526,7 @@ def score(ctx: Ctx, r: int, a: Arch, scorer: list, method: str = "supernet") -> 
     return float(m[VAL_ACCURACY]), cpu
 
 
-def rerank(ctx: Ctx, r: int, s: Search, method: str = "supernet") -> dict:
+def rerank(ctx: Ctx, r: int, s: Search, method: str) -> dict:
     """Per FLOPs budget: the supernet's top k re-ranked by e stand-alone epochs (seed 0); each
     re-ranked architecture charged once. {budget index: (Arch, e-epoch accuracy)}."""
     picks, charged = {}, set()
@@ -610,9 +621,7 @@ def judge_pairs(ctx: Ctx, r: int) -> list:
 
 def unjudged(ctx: Ctx, r: int) -> bool:
     """Whether a judging run of repetition r is missing (a method searched after the last judging adds some)."""
-    e = ctx.settings.epochs
-    return any(not any(len(rec["acc"]) == e or rec["status"] != "stopped" for rec in ctx.runs.get((a.id, seed), []))
-               for a, seed in judge_pairs(ctx, r))
+    return any(not covers(longest_run(ctx, a, seed), ctx.settings.epochs) for a, seed in judge_pairs(ctx, r))
 
 
 def judge(ctx: Ctx, r: int, shard: tuple = (0, 1)) -> None:
